@@ -1,0 +1,44 @@
+# The two commands a newcomer needs: `make up` runs the platform, `make test` runs the tests.
+VENV ?= .venv
+PRODCAT = $(VENV)/bin/prodcat
+
+.PHONY: bootstrap up down status logs test test-unit lint format compose-check bench clean
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+up: bootstrap
+	$(PRODCAT) stack up
+
+down:
+	$(PRODCAT) stack down
+
+status:
+	$(PRODCAT) stack status
+
+logs:
+	$(PRODCAT) stack logs $(SERVICE)
+
+test: bootstrap
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+test-unit: bootstrap
+	$(VENV)/bin/pytest tests/unit tests/dags tests/api
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format:
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+compose-check:
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+
+bench: bootstrap
+	$(VENV)/bin/python benchmarks/stack_up.py
+
+clean: down
+	rm -rf .state

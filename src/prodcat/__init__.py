@@ -1,0 +1,3 @@
+"""prodcat: keeps an online shop's product catalogue categorised."""
+
+__version__ = "0.1.0"

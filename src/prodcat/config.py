@@ -1,0 +1,198 @@
+"""Typed settings for every endpoint, credential, port, path, bucket, threshold and schedule.
+
+Values come from ``PRODCAT_*`` environment variables, then ``.env``, then the defaults below.
+Nested groups use ``__``: ``PRODCAT_POSTGRES__PORT=5433``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER = "changethis"
+# A valid Fernet key so Airflow starts in dev; refused like any placeholder elsewhere.
+DEV_FERNET_KEY = "bm90LWEtc2VjcmV0LWRldi1vbmx5LWZlcm5ldC1rZXk="
+
+
+class PostgresSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 5432
+    superuser: str = "postgres"
+    bin_dir: Path = Path("/usr/lib/postgresql/15/bin")
+    app_db: str = "prodcat"
+    app_user: str = "prodcat"
+    app_password: SecretStr = SecretStr(PLACEHOLDER)
+    airflow_db: str = "airflow"
+    airflow_user: str = "airflow"
+    airflow_password: SecretStr = SecretStr(PLACEHOLDER)
+    mlflow_db: str = "mlflow"
+    mlflow_user: str = "mlflow"
+    mlflow_password: SecretStr = SecretStr(PLACEHOLDER)
+
+    def url(self, role: Literal["app", "airflow", "mlflow"] = "app") -> str:
+        """SQLAlchemy URL (psycopg2 driver) for one of the three databases."""
+        db, user = getattr(self, f"{role}_db"), getattr(self, f"{role}_user")
+        password = getattr(self, f"{role}_password").get_secret_value()
+        return f"postgresql+psycopg2://{user}:{password}@{self.host}:{self.port}/{db}"
+
+
+class S3Settings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8333
+    secure: bool = False
+    region: str = "us-east-1"
+    access_key: str = "prodcat"
+    secret_key: SecretStr = SecretStr(PLACEHOLDER)
+    images_bucket: str = "prodcat-images"
+    mlflow_bucket: str = "prodcat-mlflow"
+    # Internal ports of the native SeaweedFS server; compose uses MinIO instead.
+    master_port: int = 9333
+    volume_port: int = 8081
+    filer_port: int = 8888
+    admin_port: int = 23646
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"{'https' if self.secure else 'http'}://{self.endpoint}"
+
+
+class MlflowSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int = 1
+    experiment: str = "prodcat"
+    model_name: str = "prodcat-classifier"
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class AirflowSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    admin_user: str = "admin"
+    admin_password: SecretStr = SecretStr(PLACEHOLDER)
+    jwt_secret: SecretStr = SecretStr(PLACEHOLDER)
+    api_secret_key: SecretStr = SecretStr(PLACEHOLDER)
+    fernet_key: SecretStr = SecretStr(DEV_FERNET_KEY)
+    parallelism: int = 4
+    dags_paused_at_creation: bool = False
+    dags_folder: Path = Path("dags")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class PrometheusSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 9090
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    admin_token: SecretStr = SecretStr(PLACEHOLDER)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class StatsdSettings(BaseModel):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 9125
+    prefix: str = "prodcat"
+
+
+class DataSettings(BaseModel):
+    raw_dir: Path = Path("../shared/data/rakuten")
+    dataset_file: Path | None = None
+    batch_size: int = Field(default=2000, gt=0)
+    eval_size: int = Field(default=2000, gt=0)
+    seed: int = 42
+
+
+class TrainingSettings(BaseModel):
+    profile: Literal["fast", "full"] = "full"
+    f1_threshold: float = Field(default=0.7, ge=0, le=1)
+    backlog_threshold: int = Field(default=10_000, ge=0)
+    min_delta: float = Field(default=0.002, ge=0)
+    f1_floor: float = Field(default=0.5, ge=0, le=1)
+
+
+class ScheduleSettings(BaseModel):
+    prepare_data: str = "*/15 * * * *"
+    ml_pipeline: str = "@hourly"
+    drift_detection: str = "0 */2 * * *"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PRODCAT_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    environment: Literal["dev", "test", "staging", "production"] = "dev"
+    log_level: str = "INFO"
+    state_dir: Path = Path(".state")
+    postgres: PostgresSettings = PostgresSettings()
+    s3: S3Settings = S3Settings()
+    mlflow: MlflowSettings = MlflowSettings()
+    airflow: AirflowSettings = AirflowSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
+    api: ApiSettings = ApiSettings()
+    statsd: StatsdSettings = StatsdSettings()
+    data: DataSettings = DataSettings()
+    training: TrainingSettings = TrainingSettings()
+    schedules: ScheduleSettings = ScheduleSettings()
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.environment == "dev":
+            return self
+        bad = [name for name, value in iter_secrets(self) if value in (PLACEHOLDER, DEV_FERNET_KEY)]
+        if bad:
+            raise ValueError(
+                f"placeholder secrets are only allowed when PRODCAT_ENVIRONMENT=dev; "
+                f"set real values for: {', '.join(bad)}"
+            )
+        return self
+
+
+def iter_secrets(settings: Settings) -> list[tuple[str, str]]:
+    """Every secret setting as (dotted name, plain value)."""
+    found = []
+    for group_name in type(settings).model_fields:
+        group = getattr(settings, group_name)
+        if not isinstance(group, BaseModel):
+            continue
+        for field_name in type(group).model_fields:
+            value = getattr(group, field_name)
+            if isinstance(value, SecretStr):
+                found.append((f"{group_name}.{field_name}", value.get_secret_value()))
+    return found
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,36 @@
+"""S3 object storage access (MinIO client; works against MinIO and SeaweedFS)."""
+
+from __future__ import annotations
+
+import logging
+
+from minio import Minio
+
+from prodcat.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def get_s3_client(settings: Settings | None = None) -> Minio:
+    """A MinIO client for the configured endpoint."""
+    cfg = (settings or get_settings()).s3
+    return Minio(
+        cfg.endpoint,
+        access_key=cfg.access_key,
+        secret_key=cfg.secret_key.get_secret_value(),
+        secure=cfg.secure,
+        region=cfg.region,
+    )
+
+
+def ensure_buckets(settings: Settings | None = None) -> list[str]:
+    """Create prodcat's buckets when missing; returns the ones created."""
+    settings = settings or get_settings()
+    client = get_s3_client(settings)
+    created = []
+    for bucket in (settings.s3.images_bucket, settings.s3.mlflow_bucket):
+        if not client.bucket_exists(bucket):
+            client.make_bucket(bucket)
+            log.info("created bucket %s", bucket)
+            created.append(bucket)
+    return created

@@ -1,5 +1,5 @@
 """The native service stack for machines without Docker (`make up` / `make down`)."""
 
-from prodcat.stack.manager import Stack, StackError, ServiceStatus, format_status, format_welcome
+from prodcat.stack.manager import ServiceStatus, Stack, StackError, format_status, format_welcome
 
 __all__ = ["ServiceStatus", "Stack", "StackError", "format_status", "format_welcome"]

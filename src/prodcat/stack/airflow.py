@@ -51,7 +51,9 @@ def airflow_env(settings: Settings, paths: StackPaths, base: dict[str, str]) -> 
     return env
 
 
-def build_services(settings: Settings, paths: StackPaths, base_env: dict[str, str]) -> list[Service]:
+def build_services(
+    settings: Settings, paths: StackPaths, base_env: dict[str, str]
+) -> list[Service]:
     cfg = settings.airflow
     env = airflow_env(settings, paths, base_env)
     airflow = venv_bin("airflow")
@@ -111,9 +113,7 @@ def prepare_airflow(settings: Settings, paths: StackPaths, env: dict[str, str]) 
             env=env, stdout=out, stderr=subprocess.STDOUT, timeout=900,
         )  # fmt: skip
     if result.returncode != 0:
-        raise RuntimeError(
-            f"airflow db migrate failed; see {paths.logfile('airflow-db-migrate')}"
-        )
+        raise RuntimeError(f"airflow db migrate failed; see {paths.logfile('airflow-db-migrate')}")
 
 
 def get_api_token(settings: Settings) -> str:

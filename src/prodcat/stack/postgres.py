@@ -44,7 +44,9 @@ def build_service(settings: Settings, paths: StackPaths) -> Service:
     )
 
 
-def _init_cluster(settings: Settings, data_dir: Path, socket_dir: Path, os_user: str | None) -> None:
+def _init_cluster(
+    settings: Settings, data_dir: Path, socket_dir: Path, os_user: str | None
+) -> None:
     socket_dir.mkdir(parents=True, exist_ok=True)
     if os_user:
         _check_traversable(data_dir.parent, os_user)

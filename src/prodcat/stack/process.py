@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -100,10 +101,8 @@ def _descendants(proc: psutil.Process) -> list[psutil.Process]:
 
 def _signal_all(procs: list[psutil.Process], sig: int) -> None:
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.Error):
             proc.send_signal(sig)
-        except psutil.Error:
-            pass
 
 
 def is_port_open(host: str, port: int, timeout: float = 0.5) -> bool:

@@ -170,7 +170,9 @@ def write_prometheus_config(settings: Settings, path: Path, monitoring_dir: Path
         "scrape_configs": [
             {
                 "job_name": "prometheus",
-                "static_configs": [{"targets": [f"{settings.prometheus.host}:{settings.prometheus.port}"]}],
+                "static_configs": [
+                    {"targets": [f"{settings.prometheus.host}:{settings.prometheus.port}"]}
+                ],
             },
             {
                 "job_name": "prodcat-api",

@@ -16,7 +16,9 @@ def get_health() -> HealthResponse:
     return HealthResponse(status="ok")
 
 
-@router.get("/ready", response_model=ReadinessResponse, responses={503: {"model": ReadinessResponse}})
+@router.get(
+    "/ready", response_model=ReadinessResponse, responses={503: {"model": ReadinessResponse}}
+)
 def get_ready(request: Request) -> JSONResponse:
     """Readiness: 200 only when a model is loaded."""
     state = request.app.state.models

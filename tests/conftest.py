@@ -1,0 +1,33 @@
+"""Test-wide settings: the tests run their own stack, beside (not on top of) a developer's one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_PORT_OFFSET = 100
+
+# Applied before anything reads settings, so every test, fixture and child process agrees.
+os.environ.setdefault("PRODCAT_STATE_DIR", str(ROOT / ".state-test"))
+os.environ.setdefault("PRODCAT_AIRFLOW__DAGS_PAUSED_AT_CREATION", "true")
+os.environ.setdefault("PRODCAT_TRAINING__PROFILE", "fast")
+
+
+def port_overrides(offset: int) -> dict[str, str]:
+    """PRODCAT_* variables that move every port of the stack by offset."""
+    from prodcat.config import Settings
+
+    defaults = Settings(_env_file=None)
+    env = {}
+    for group_name in type(defaults).model_fields:
+        group = getattr(defaults, group_name)
+        for field_name in getattr(type(group), "model_fields", {}):
+            if field_name == "port" or field_name.endswith("_port"):
+                key = f"PRODCAT_{group_name.upper()}__{field_name.upper()}"
+                env[key] = str(getattr(group, field_name) + offset)
+    return env
+
+
+for _key, _value in port_overrides(TEST_PORT_OFFSET).items():
+    os.environ.setdefault(_key, _value)

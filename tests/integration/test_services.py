@@ -1,0 +1,138 @@
+"""Each native service, used for real: PostgreSQL, S3, MLflow, Airflow, Prometheus, the API."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from pathlib import Path
+
+import httpx
+import mlflow
+import psycopg2
+import pytest
+from mlflow.tracking import MlflowClient
+
+from prodcat.stack import airflow as airflow_stack
+from prodcat.stack.process import wait_until
+from prodcat.storage import get_s3_client
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_service_reports_healthy(stack):
+    statuses = stack.status()
+    assert [s.name for s in statuses if not s.healthy] == []
+    assert all(s.pid for s in statuses)
+
+
+def test_app_database_accepts_the_app_role(settings):
+    cfg = settings.postgres
+    conn = psycopg2.connect(
+        host=cfg.host, port=cfg.port, dbname=cfg.app_db,
+        user=cfg.app_user, password=cfg.app_password.get_secret_value(),
+    )  # fmt: skip
+    with conn, conn.cursor() as cur:
+        cur.execute("create temporary table probe (v text)")
+        cur.execute("insert into probe values (%s) returning v", ("hello",))
+        assert cur.fetchone() == ("hello",)
+    conn.close()
+
+
+def test_wrong_database_password_is_refused(settings):
+    cfg = settings.postgres
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        psycopg2.connect(
+            host=cfg.host, port=cfg.port, dbname=cfg.app_db, user=cfg.app_user, password="wrong"
+        )
+
+
+def test_s3_buckets_exist_and_store_objects(settings):
+    client = get_s3_client(settings)
+    assert client.bucket_exists(settings.s3.images_bucket)
+    assert client.bucket_exists(settings.s3.mlflow_bucket)
+    key = f"tests/{uuid.uuid4()}.txt"
+    client.put_object(settings.s3.images_bucket, key, io.BytesIO(b"payload"), 7, "text/plain")
+    response = client.get_object(settings.s3.images_bucket, key)
+    assert response.read() == b"payload"
+    assert response.headers["Content-Type"] == "text/plain"
+    client.remove_object(settings.s3.images_bucket, key)
+
+
+def test_mlflow_tracks_runs_in_postgres_and_artifacts_in_s3(settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.mlflow.tracking_uri)
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    experiment = mlflow.set_experiment(f"integration-{uuid.uuid4().hex[:8]}")
+    artifact = tmp_path / "note.txt"
+    artifact.write_text("stored in S3")
+    with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
+        mlflow.log_param("alpha", 0.5)
+        mlflow.log_metric("f1", 0.8)
+        mlflow.log_artifact(str(artifact))
+    client = MlflowClient(settings.mlflow.tracking_uri)
+    stored = client.get_run(run.info.run_id)
+    assert stored.data.params == {"alpha": "0.5"}
+    assert stored.data.metrics == {"f1": 0.8}
+    downloaded = client.download_artifacts(run.info.run_id, "note.txt", str(tmp_path / "dl"))
+    assert Path(downloaded).read_text() == "stored in S3"
+    keys = [
+        o.object_name
+        for o in get_s3_client(settings).list_objects(settings.s3.mlflow_bucket, recursive=True)
+    ]
+    assert any(k.endswith(f"{run.info.run_id}/artifacts/note.txt") for k in keys)
+
+
+def test_airflow_login_works_and_lists_the_dags_in_dags_folder(settings):
+    token = airflow_stack.get_api_token(settings)
+    headers = {"Authorization": f"Bearer {token}"}
+    expected = {
+        line.split('"')[1]
+        for path in (ROOT / "dags").glob("*.py")
+        for line in path.read_text().splitlines()
+        if line.strip().startswith("dag_id=")
+    }
+
+    def listed() -> set[str]:
+        response = httpx.get(f"{settings.airflow.url}/api/v2/dags", headers=headers, timeout=10)
+        response.raise_for_status()
+        return {d["dag_id"] for d in response.json()["dags"]}
+
+    # The dag-processor parses the folder on its own schedule; give it a couple of rounds.
+    assert wait_until(lambda: listed() >= expected, timeout=120, interval=3), listed()
+    errors = httpx.get(f"{settings.airflow.url}/api/v2/importErrors", headers=headers, timeout=10)
+    assert errors.json()["total_entries"] == 0, errors.json()
+
+
+def test_airflow_refuses_a_wrong_password(settings):
+    response = httpx.post(
+        f"{settings.airflow.url}/auth/token",
+        json={"username": settings.airflow.admin_user, "password": "wrong"},
+        timeout=10,
+    )
+    assert response.status_code == 401
+
+
+def test_airflow_components_are_all_healthy(settings):
+    health = httpx.get(f"{settings.airflow.url}/api/v2/monitor/health", timeout=10).json()
+    for component in ("metadatabase", "scheduler", "triggerer", "dag_processor"):
+        assert health[component]["status"] == "healthy", health
+
+
+def test_prometheus_scrapes_the_api(settings):
+    def api_is_up() -> bool:
+        response = httpx.get(
+            f"{settings.prometheus.url}/api/v1/query",
+            params={"query": 'up{job="prodcat-api"}'},
+            timeout=5,
+        )
+        result = response.json()["data"]["result"]
+        return bool(result) and result[0]["value"][1] == "1"
+
+    assert wait_until(api_is_up, timeout=60, interval=2)
+
+
+def test_api_is_live_but_not_ready_without_a_model(settings):
+    assert httpx.get(f"{settings.api.url}/health", timeout=5).status_code == 200
+    ready = httpx.get(f"{settings.api.url}/ready", timeout=5)
+    assert ready.status_code in (200, 503)
+    assert ready.json()["ready"] is (ready.status_code == 200)

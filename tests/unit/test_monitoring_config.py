@@ -1,0 +1,124 @@
+"""Compose-only monitoring config, checked offline: statsd mapping, PromQL, dashboards."""
+
+import fnmatch
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from prodcat.config import Settings
+from prodcat.metrics import PIPELINE_METRICS
+from prodcat.stack.services import write_prometheus_config
+
+ROOT = Path(__file__).resolve().parents[2]
+MONITORING = ROOT / "monitoring"
+DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["promtool", *args], capture_output=True, text=True)
+
+
+def test_compose_prometheus_config_and_rules_are_valid():
+    result = promtool("check", "config", str(MONITORING / "prometheus" / "prometheus.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 rule files found" in result.stdout
+
+
+def test_native_prometheus_config_is_valid(tmp_path):
+    path = tmp_path / "prometheus.yml"
+    write_prometheus_config(Settings(_env_file=None), path, MONITORING)
+    result = promtool("check", "config", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alert_rules_are_valid():
+    result = promtool("check", "rules", str(MONITORING / "prometheus" / "alerts.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def dashboard_expressions() -> list[tuple[str, str]]:
+    found = []
+    for path in DASHBOARDS:
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel["targets"]:
+                found.append((f"{path.name}: {panel['title']}", target["expr"]))
+    return found
+
+
+def test_dashboards_are_well_formed():
+    assert len(DASHBOARDS) >= 2
+    uids = set()
+    for path in DASHBOARDS:
+        board = json.loads(path.read_text())
+        assert board["uid"] not in uids
+        uids.add(board["uid"])
+        ids = [p["id"] for p in board["panels"]]
+        assert len(ids) == len(set(ids)), f"{path.name}: duplicate panel ids"
+        for panel in board["panels"]:
+            assert panel["datasource"]["uid"] == "prometheus"
+            assert panel["targets"], f"{path.name}: {panel['title']} has no query"
+
+
+def test_every_dashboard_query_is_valid_promql(tmp_path):
+    # Grafana's range variables are not PromQL; give them a value, then let promtool parse.
+    rules = [
+        {"record": f"dashboard:query:{i}", "expr": re.sub(r"\$__\w+", "5m", expr)}
+        for i, (_, expr) in enumerate(dashboard_expressions())
+    ]
+    path = tmp_path / "rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    result = promtool("check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_grafana_provisioning_points_at_prometheus_and_the_dashboards():
+    sources = yaml.safe_load(
+        (MONITORING / "grafana/provisioning/datasources/prometheus.yml").read_text()
+    )
+    assert sources["datasources"][0]["uid"] == "prometheus"
+    providers = yaml.safe_load(
+        (MONITORING / "grafana/provisioning/dashboards/prodcat.yml").read_text()
+    )
+    assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+MAPPING = yaml.safe_load((MONITORING / "statsd" / "mapping.yml").read_text())["mappings"]
+
+
+def mapped_name(statsd_name: str) -> str | None:
+    """The Prometheus name statsd-exporter gives a StatsD name (first glob match wins)."""
+    for rule in MAPPING:
+        pattern = rule["match"]
+        if fnmatch.fnmatchcase(statsd_name, pattern) and statsd_name.count(".") == pattern.count(
+            "."
+        ):
+            groups = re.fullmatch(
+                re.escape(pattern).replace(r"\*", r"([^.]+)"), statsd_name
+            ).groups()
+            name = rule["name"]
+            for i, value in enumerate(groups, start=1):
+                name = name.replace(f"${{{i}}}", value).replace(f"${i}", value)
+            return name
+    return None
+
+
+@pytest.mark.parametrize("metric", sorted(PIPELINE_METRICS))
+def test_every_pipeline_metric_is_mapped(metric):
+    sample = f"prodcat.{metric}" + (".example" if metric in ("train.trigger", "train.gate") else "")
+    name = mapped_name(sample)
+    assert name and re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", name), f"{sample} -> {name}"
+
+
+def test_dashboards_only_query_series_that_something_produces():
+    produced = {mapped_name(f"prodcat.{m}") for m in PIPELINE_METRICS}
+    produced |= {mapped_name(f"prodcat.{m}.x") for m in ("train.trigger", "train.gate")}
+    for where, expr in dashboard_expressions():
+        for series in re.findall(r"\bprodcat_[a-z0-9_]+", expr):
+            series = re.sub(r"_(bucket|sum|count)$", "", series)
+            if series.startswith("prodcat_api_"):
+                continue  # exposed by the API itself (prometheus_client)
+            assert series in produced, f"{where}: {series} is produced by nothing"

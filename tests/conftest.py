@@ -31,3 +31,17 @@ def port_overrides(offset: int) -> dict[str, str]:
 
 for _key, _value in port_overrides(TEST_PORT_OFFSET).items():
     os.environ.setdefault(_key, _value)
+
+
+def _export_airflow_config() -> None:
+    """Point in-process Airflow (DagBag, dag.test()) at the test stack's metadata database."""
+    from prodcat.config import Settings
+    from prodcat.stack.airflow import airflow_env
+    from prodcat.stack.services import resolve_paths
+
+    settings = Settings()
+    for key, value in airflow_env(settings, resolve_paths(settings, ROOT), {}).items():
+        os.environ.setdefault(key, value)
+
+
+_export_airflow_config()

@@ -122,10 +122,13 @@ class StatsdSettings(BaseModel):
 
 class DataSettings(BaseModel):
     raw_dir: Path = Path("../shared/data/rakuten")
-    dataset_file: Path | None = None
+    # A bundled dataset description (src/prodcat/data/datasets/<name>.yaml) or a YAML file path.
+    dataset: str = "rakuten-designations"
     batch_size: int = Field(default=2000, gt=0)
-    eval_size: int = Field(default=2000, gt=0)
+    eval_size: int = Field(default=2000, ge=0)  # 0: no evaluation set
     seed: int = 42
+    max_title_chars: int = Field(default=1000, gt=0)
+    max_description_chars: int = Field(default=10_000, gt=0)
 
 
 class TrainingSettings(BaseModel):

@@ -34,3 +34,17 @@ def ensure_buckets(settings: Settings | None = None) -> list[str]:
             log.info("created bucket %s", bucket)
             created.append(bucket)
     return created
+
+
+def empty_bucket(bucket: str, settings: Settings | None = None) -> int:
+    """Delete every object in one bucket; returns how many were deleted."""
+    from minio.deleteobjects import DeleteObject
+
+    client = get_s3_client(settings)
+    if not client.bucket_exists(bucket):
+        return 0
+    names = [o.object_name for o in client.list_objects(bucket, recursive=True)]
+    errors = list(client.remove_objects(bucket, [DeleteObject(n) for n in names]))
+    if errors:
+        raise RuntimeError(f"could not delete {len(errors)} objects from {bucket}: {errors[0]}")
+    return len(names)

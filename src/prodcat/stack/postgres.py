@@ -40,8 +40,15 @@ def build_service(settings: Settings, paths: StackPaths) -> Service:
         ports=[cfg.port],
         start_timeout=60,
         prepare=lambda: _init_cluster(settings, data_dir, socket_dir, os_user),
-        after_start=lambda: ensure_databases(settings, socket_dir),
+        after_start=lambda: _set_up_databases(settings, socket_dir),
     )
+
+
+def _set_up_databases(settings: Settings, socket_dir: Path) -> None:
+    from prodcat.db import upgrade_database
+
+    ensure_databases(settings, socket_dir)
+    upgrade_database(settings)
 
 
 def _init_cluster(

@@ -1,0 +1,129 @@
+"""Tables of the app database (SQLAlchemy Core), shared by queries and migrations."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column("name", Text),
+)
+
+ingestion_cursor = Table(
+    "ingestion_cursor",
+    metadata,
+    Column("dataset", Text, primary_key=True),
+    Column("next_row", Integer, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now()),
+)
+
+ingestion_batches = Table(
+    "ingestion_batches",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("dataset", Text, nullable=False),
+    Column("run_key", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("start_row", Integer, nullable=False),
+    Column("end_row", Integer, nullable=False),
+    Column("rows_read", Integer, nullable=False, server_default="0"),
+    Column("rows_accepted", Integer, nullable=False, server_default="0"),
+    Column("rows_rejected", Integer, nullable=False, server_default="0"),
+    Column("rows_with_image", Integer, nullable=False, server_default="0"),
+    Column("rows_without_image", Integer, nullable=False, server_default="0"),
+    Column("logical_date", DateTime(timezone=True)),
+    Column("started_at", DateTime(timezone=True), server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("error", Text),
+    CheckConstraint("status in ('succeeded', 'failed')", name="batch_status"),
+    CheckConstraint(
+        "status <> 'succeeded' or rows_read = rows_accepted + rows_rejected",
+        name="batch_rows_add_up",
+    ),
+    CheckConstraint("end_row >= start_row", name="batch_range"),
+    Index(
+        "uq_batch_run",
+        "dataset",
+        "run_key",
+        unique=True,
+        postgresql_where=text("status = 'succeeded'"),
+    ),
+    Index(
+        "uq_batch_start",
+        "dataset",
+        "start_row",
+        unique=True,
+        postgresql_where=text("status = 'succeeded'"),
+    ),
+)
+
+products = Table(
+    "products",
+    metadata,
+    Column("dataset", Text, primary_key=True),
+    Column("product_id", Text, primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("label_code", Text, ForeignKey("labels.code"), nullable=False),
+    Column("image_key", Text),
+    Column("source_row", Integer, nullable=False),
+    Column("batch_id", BigInteger, ForeignKey("ingestion_batches.id"), nullable=False),
+    Column("ingested_at", DateTime(timezone=True), server_default=func.now()),
+    UniqueConstraint("dataset", "source_row", name="uq_product_source_row"),
+    Index("ix_products_batch", "batch_id"),
+)
+
+rejected_rows = Table(
+    "rejected_rows",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("dataset", Text, nullable=False),
+    Column("batch_id", BigInteger, ForeignKey("ingestion_batches.id"), nullable=False),
+    Column("source_row", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("detail", Text),
+    Column("raw", JSONB, nullable=False),
+    UniqueConstraint("dataset", "source_row", name="uq_reject_source_row"),
+)
+
+evaluation_set = Table(
+    "evaluation_set",
+    metadata,
+    Column("dataset", Text, primary_key=True),
+    Column("product_id", Text, primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("label_code", Text, nullable=False),
+    Column("image_path", Text),
+    Column("source_row", Integer, nullable=False),
+    UniqueConstraint("dataset", "source_row", name="uq_eval_source_row"),
+)
+
+# What reset_data empties, children first.
+PRODCAT_TABLES = [
+    products,
+    rejected_rows,
+    evaluation_set,
+    ingestion_batches,
+    ingestion_cursor,
+    labels,
+]

@@ -1,0 +1,45 @@
+"""Every DAG file parses, and every DAG follows the project's conventions."""
+
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+EXPECTED = {"prepare_data", "reset_data"}
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> DagBag:
+    return DagBag(dag_folder=str(DAGS))
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+
+
+def test_expected_dags_are_there(dagbag):
+    assert set(dagbag.dag_ids) >= EXPECTED
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED))
+def test_dag_conventions(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
+    assert dag.catchup is False
+    assert dag.tags and "prodcat" in dag.tags
+    assert dag.doc_md and dag.doc_md.strip().startswith(f"### {dag_id}")
+    assert dag.default_args["retries"] >= 2
+    for task in dag.tasks:
+        assert task.retries >= 2, f"{dag_id}.{task.task_id} retries {task.retries}"
+
+
+def test_prepare_data_runs_alone_every_15_minutes(dagbag):
+    dag = dagbag.dags["prepare_data"]
+    assert dag.max_active_runs == 1
+    assert dag.schedule == "*/15 * * * *"
+
+
+def test_reset_data_is_manual_and_asks_for_confirmation(dagbag):
+    dag = dagbag.dags["reset_data"]
+    assert dag.schedule is None
+    assert dag.params["confirm"] is False

@@ -1,0 +1,274 @@
+"""Ingestion against the real PostgreSQL and S3 of the test stack."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from prodcat.config import Settings
+from prodcat.data import ingest
+from prodcat.data.backlog import count_backlog
+from prodcat.data.ingest import ingest_next_batch
+from prodcat.data.reset import reset_data
+from prodcat.db import get_engine
+from prodcat.storage import get_s3_client
+
+pytestmark = pytest.mark.integration
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "rakuten"
+
+
+def with_data(settings: Settings, **data) -> Settings:
+    return settings.model_copy(update={"data": settings.data.model_copy(update=data)})
+
+
+def scalar(settings: Settings, sql: str, **params):
+    with get_engine(settings).connect() as conn:
+        return conn.execute(text(sql), params).scalar_one()
+
+
+def rows(settings: Settings, sql: str, **params) -> list[tuple]:
+    with get_engine(settings).connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql), params)]
+
+
+@pytest.fixture
+def designations(settings) -> Settings:
+    s = with_data(settings, raw_dir=SHARED, dataset="rakuten-designations", batch_size=2000,
+                  eval_size=1000)  # fmt: skip
+    reset_data(confirm=True, settings=s)
+    return s
+
+
+@pytest.fixture
+def sample(settings) -> Settings:
+    s = with_data(settings, raw_dir=SHARED, dataset="rakuten-sample", batch_size=1000, eval_size=50)
+    reset_data(confirm=True, settings=s)
+    return s
+
+
+def test_a_batch_loads_the_next_rows_and_its_record_adds_up(designations):
+    first = ingest_next_batch("run-1", settings=designations)
+    second = ingest_next_batch("run-2", settings=designations)
+    assert first.start_row == 0 and second.start_row == first.end_row
+    assert first.rows_read == 2000 and second.rows_read == 2000
+    batches = rows(
+        designations,
+        "select rows_read, rows_accepted, rows_rejected, status from ingestion_batches order by id",
+    )
+    assert [b[3] for b in batches] == ["succeeded", "succeeded"]
+    assert all(read == acc + rej for read, acc, rej, _ in batches)
+    assert (
+        scalar(designations, "select count(*) from products")
+        + scalar(designations, "select count(*) from rejected_rows")
+        == 4000
+    )
+
+
+def test_rerunning_a_batch_is_a_no_op(designations):
+    first = ingest_next_batch("same-run", settings=designations)
+    again = ingest_next_batch("same-run", settings=designations)
+    assert again.already_loaded and again.batch_id == first.batch_id
+    assert again.rows_accepted == first.rows_accepted
+    assert scalar(designations, "select count(*) from ingestion_batches") == 1
+    assert scalar(designations, "select next_row from ingestion_cursor") == first.end_row
+
+
+def test_concurrent_runs_load_every_row_exactly_once(designations):
+    s = with_data(designations, batch_size=700)
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(4):
+                ingest_next_batch(f"worker-{n}-{i}", settings=s)
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    loaded = rows(
+        s,
+        "select source_row from products union all select source_row from rejected_rows",
+    )
+    source_rows = sorted(r[0] for r in loaded)
+    assert len(source_rows) == 16 * 700 == len(set(source_rows))
+    held_out = {r[0] for r in rows(s, "select source_row from evaluation_set")}
+    end = scalar(s, "select next_row from ingestion_cursor")
+    assert set(source_rows) == set(range(end)) - held_out  # no gap, no overlap
+    ranges = sorted(rows(s, "select start_row, end_row from ingestion_batches"))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+
+
+def test_a_failure_halfway_leaves_no_partial_batch_and_the_rerun_completes(
+    designations, monkeypatch
+):
+    original = ingest._insert_rejects
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("injected failure after the products were inserted")
+
+    monkeypatch.setattr(ingest, "_insert_rejects", explode)
+    with pytest.raises(RuntimeError, match="injected"):
+        ingest_next_batch("flaky-run", settings=designations)
+    assert scalar(designations, "select count(*) from products") == 0
+    assert scalar(designations, "select next_row from ingestion_cursor") == 0
+    failed = rows(designations, "select status, error from ingestion_batches")
+    assert failed == [("failed", "RuntimeError: injected failure after the products were inserted")]
+
+    monkeypatch.setattr(ingest, "_insert_rejects", original)
+    retry = ingest_next_batch("flaky-run", settings=designations)
+    assert retry.rows_read == 2000 and not retry.already_loaded
+    assert scalar(designations, "select count(*) from products") == retry.rows_accepted
+
+
+def test_a_failed_image_upload_fails_the_batch_and_the_retry_loses_nothing(sample, monkeypatch):
+    calls = {"n": 0}
+    real_client = get_s3_client(sample)
+    real_put = real_client.fput_object
+
+    def flaky_put(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise ConnectionError("injected S3 outage")
+        return real_put(*args, **kwargs)
+
+    monkeypatch.setattr(real_client, "fput_object", flaky_put)
+    monkeypatch.setattr(ingest, "get_s3_client", lambda settings: real_client)
+    with pytest.raises(ConnectionError):
+        ingest_next_batch("image-run", settings=sample)
+    assert scalar(sample, "select count(*) from products") == 0
+
+    monkeypatch.undo()
+    done = ingest_next_batch("image-run", settings=sample)
+    assert done.rows_with_image > 2
+    assert scalar(sample, "select count(*) from products where image_key is not null") == (
+        done.rows_with_image
+    )
+
+
+def test_images_land_in_the_bucket_with_their_content_type(sample):
+    total = 0
+    while not (batch := ingest_next_batch(f"img-{total}", settings=sample)).exhausted:
+        total += batch.rows_with_image
+    keys = [
+        r[0] for r in rows(sample, "select image_key from products where image_key is not null")
+    ]
+    eval_images = scalar(sample, "select count(*) from evaluation_set where image_path is not null")
+    assert len(keys) == total and total + eval_images == 15  # the 15 photos of the sample
+    assert scalar(sample, "select count(*) from products where image_key is null") > 400
+    client = get_s3_client(sample)
+    for key in keys:
+        stat = client.stat_object(sample.s3.images_bucket, key)
+        assert stat.content_type == "image/jpeg"
+        assert stat.size > 1000
+
+
+def test_an_exhausted_source_succeeds_with_zero_rows(sample):
+    while not ingest_next_batch(f"drain-{scalar(sample, 'select count(*) from ingestion_batches')}",
+                                settings=sample).exhausted:  # fmt: skip
+        pass
+    batches = scalar(sample, "select count(*) from ingestion_batches")
+    result = ingest_next_batch("after-the-end", settings=sample)
+    assert result.exhausted and result.rows_read == 0 and result.batch_id is None
+    assert scalar(sample, "select count(*) from ingestion_batches") == batches
+    loaded = scalar(sample, "select count(*) from products") + scalar(
+        sample, "select count(*) from rejected_rows"
+    )
+    assert loaded + scalar(sample, "select count(*) from evaluation_set") == 517
+
+
+def write_bad_dataset(root: Path) -> Settings:
+    """A small single-CSV dataset with one row per kind of defect."""
+    (root / "images").mkdir(parents=True)
+    shutil.copy(next((SHARED / "images").glob("*.jpg")), root / "images" / "p1.jpg")
+    lines = [
+        "sku,name,text,cat,picture",
+        "p1,Good product,Fine description,10,p1.jpg",
+        "p2,,no title here,10,",
+        "p3,Unknown label,desc,999999,",
+        "p4,Missing label,desc,,",
+        f"p5,{'x' * 1200},too long a title,10,",
+        "p1,Duplicate of p1,desc,10,",
+        "p7,Another good one,<b>html</b> &eacute;,40,missing.jpg",
+    ]
+    data = ("\n".join(lines) + "\n").encode()
+    data += b"p8,Broken \xff\xfe bytes,desc,10,\n"
+    (root / "products.csv").write_bytes(data)
+    (root / "labels.csv").write_text("code,label_name\n10,Books\n40,Games\n")
+    (root / "bad.yaml").write_text(
+        "name: bad-rows\nfeatures_file: products.csv\n"
+        "columns: {id: sku, title: name, description: text, label: cat}\n"
+        "image: {dir: images, column: picture}\n"
+        "label_names: {file: labels.csv, code_column: code, name_column: label_name}\n"
+    )
+    return root
+
+
+def test_bad_rows_land_in_rejects_with_their_reason(settings, tmp_path):
+    root = write_bad_dataset(tmp_path)
+    s = with_data(settings, raw_dir=root, dataset=str(root / "bad.yaml"), eval_size=1)
+    with pytest.raises(ValueError, match="eval_size"):
+        reset_data(confirm=True, settings=s)  # 2 valid rows cannot spare an evaluation set
+    s = with_data(s, eval_size=0)
+    reset_data(confirm=True, settings=s)
+    result = ingest_next_batch("bad-rows", settings=s)
+    assert (result.rows_read, result.rows_accepted, result.rows_rejected) == (8, 2, 6)
+    rejects = dict(rows(s, "select raw->>'sku', reason from rejected_rows"))
+    assert rejects == {
+        "p2": "empty_title",
+        "p3": "unknown_label",
+        "p4": "missing_label",
+        "p5": "too_long",
+        "p1": "duplicate_id",
+        "p8": "bad_encoding",
+    }
+    raw = rows(s, "select raw->>'name', detail from rejected_rows where reason = 'bad_encoding'")
+    assert raw[0][0].startswith("Broken \ufffd")
+    accepted = dict(rows(s, "select product_id, coalesce(image_key, '') from products"))
+    assert accepted == {"p1": "bad-rows/p1.jpg", "p7": ""}
+    assert result.rows_with_image == 1 and result.rows_without_image == 1
+
+
+def test_the_evaluation_set_is_stratified_reproducible_and_never_trained_on(designations):
+    first = rows(designations, "select source_row from evaluation_set order by 1")
+    reset_data(confirm=True, settings=designations)
+    assert rows(designations, "select source_row from evaluation_set order by 1") == first
+    for i in range(3):
+        ingest_next_batch(f"eval-{i}", settings=designations)
+    overlap = scalar(
+        designations,
+        "select count(*) from products p join evaluation_set e "
+        "on p.source_row = e.source_row or p.product_id = e.product_id",
+    )
+    assert overlap == 0
+    source = pd.read_csv(SHARED / "designations.csv", dtype=str)
+    held = pd.DataFrame(rows(designations, "select label_code from evaluation_set"), columns=["l"])
+    expected = source["prdtypecode"].value_counts(normalize=True)
+    observed = held["l"].value_counts(normalize=True).reindex(expected.index, fill_value=0)
+    assert (observed - expected).abs().max() < 0.01
+    assert len(held) == 1000
+
+
+def test_reset_refuses_without_confirmation(designations):
+    ingest_next_batch("before-refused-reset", settings=designations)
+    with pytest.raises(ValueError, match="confirm=true"):
+        reset_data(confirm=False, settings=designations)
+    assert scalar(designations, "select count(*) from products") > 0
+
+
+def test_backlog_counts_rows_after_a_snapshot(designations):
+    first = ingest_next_batch("backlog-1", settings=designations)
+    second = ingest_next_batch("backlog-2", settings=designations)
+    assert count_backlog(None, designations) == first.rows_accepted + second.rows_accepted
+    assert count_backlog(first.batch_id, designations) == second.rows_accepted
+    assert count_backlog(second.batch_id, designations) == 0

@@ -25,7 +25,40 @@ def build_parser() -> argparse.ArgumentParser:
     logs = stack_commands.add_parser("logs", help="show the end of service logs")
     logs.add_argument("service", nargs="?")
     logs.add_argument("-n", "--lines", type=int, default=40)
+
+    db = commands.add_parser("db", help="app database")
+    db.add_subparsers(dest="action", required=True).add_parser("upgrade", help="apply migrations")
+
+    data = commands.add_parser("data", help="ingestion without Airflow")
+    data_commands = data.add_subparsers(dest="action", required=True)
+    ingest = data_commands.add_parser("ingest", help="load the next batch")
+    ingest.add_argument("--run-key", required=True, help="the same key twice loads once")
+    reset = data_commands.add_parser("reset", help="empty prodcat's data, carve the eval set")
+    reset.add_argument("--confirm", action="store_true", help="required: this deletes data")
     return parser
+
+
+def run_data(args: argparse.Namespace) -> int:
+    import json
+
+    if args.command == "db":
+        from prodcat.db import upgrade_database
+
+        upgrade_database()
+        return 0
+    if args.action == "ingest":
+        from prodcat.data.ingest import ingest_next_batch
+
+        print(json.dumps(ingest_next_batch(args.run_key).as_dict()))
+        return 0
+    from prodcat.data.reset import reset_data
+
+    try:
+        print(json.dumps(reset_data(confirm=args.confirm).as_dict()))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def run_stack(args: argparse.Namespace) -> int:
@@ -36,7 +69,8 @@ def run_stack(args: argparse.Namespace) -> int:
         if args.action == "up":
             statuses = stack.up(args.services)
             print(format_status(statuses))
-            print(format_welcome(stack.settings))
+            if not args.services:
+                print(format_welcome(stack.settings))
             return 0 if all(s.healthy for s in statuses) else 1
         if args.action == "down":
             stopped = stack.down(args.services)
@@ -58,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(get_settings().log_level)
     if args.command == "stack":
         return run_stack(args)
-    return 2
+    return run_data(args)
 
 
 if __name__ == "__main__":

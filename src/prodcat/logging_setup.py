@@ -10,4 +10,5 @@ FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 def configure_logging(level: str = "INFO") -> None:
     """Send prodcat's logs to stderr at the given level (idempotent)."""
     logging.basicConfig(level=level.upper(), format=FORMAT, datefmt="%H:%M:%S")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "alembic.runtime.plugins"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -121,7 +121,8 @@ def build_mlflow(settings: Settings, paths: StackPaths, env: dict[str, str]) -> 
         command=command,
         health=lambda: http_ok(f"{cfg.tracking_uri}/health"),
         requires=[(command[0], "pip install -r requirements.txt (make up does it)")],
-        env=env,
+        # The GenAI job runner costs ~1 GiB of worker processes we never use.
+        env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         ports=[cfg.port],
         start_timeout=180,
     )

@@ -1,0 +1,108 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prodcat.config import Settings
+from prodcat.data.dataset import (
+    DatasetSpec,
+    derive_id,
+    iter_source,
+    load_dataset_spec,
+    read_label_names,
+)
+from prodcat.data.validate import Limits, Reason, find_rejections
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "rakuten"
+
+
+def spec_named(name: str) -> DatasetSpec:
+    return load_dataset_spec(Settings(_env_file=None, data={"dataset": name}))
+
+
+def read_all(spec: DatasetSpec, raw_dir: Path = SHARED, start: int = 0) -> pd.DataFrame:
+    return pd.concat(list(iter_source(spec, raw_dir, start)))
+
+
+def test_single_csv_dataset_derives_stable_ids():
+    spec = spec_named("rakuten-designations")
+    first, second = read_all(spec), read_all(spec)
+    assert len(first) == 25909
+    assert first["product_id"].equals(second["product_id"])
+    assert first["product_id"].is_unique
+    assert (first["description"] == "").all() and first["image_path"].isna().all()
+
+
+def test_rakuten_pair_joins_labels_by_index_and_finds_images():
+    spec = spec_named("rakuten-sample")
+    rows = read_all(spec)
+    labels = pd.read_csv(SHARED / "Y_sample.csv", index_col=0, dtype=str)
+    assert len(rows) == 517
+    assert list(rows["label"]) == list(labels["prdtypecode"])
+    assert rows["image_path"].notna().sum() == 15
+    assert rows.loc[0, "product_id"] == "3804725264"
+
+
+def test_reading_from_a_row_resumes_in_order():
+    spec = spec_named("rakuten-designations")
+    tail = read_all(spec, start=25900)
+    assert list(tail["source_row"]) == list(range(25900, 25909))
+
+
+def test_label_names_are_read_from_the_configured_file():
+    names = read_label_names(spec_named("rakuten-sample"), SHARED)
+    assert len(names) == 27 and names["10"].startswith("Livres")
+
+
+def test_unknown_dataset_lists_the_bundled_ones():
+    with pytest.raises(FileNotFoundError, match="rakuten-designations"):
+        spec_named("nope")
+
+
+def test_a_spec_needs_exactly_one_image_source():
+    with pytest.raises(ValueError, match="exactly one"):
+        DatasetSpec.model_validate(
+            {"name": "x", "features_file": "f.csv", "columns": {"title": "t", "label": "l"},
+             "image": {"dir": "i"}}
+        )  # fmt: skip
+
+
+def test_derived_id_depends_on_content_only():
+    assert derive_id("a", "b", "1") == derive_id("a", "b", "1")
+    assert derive_id("a", "b", "1") != derive_id("a", "b", "2")
+
+
+def frame(**columns) -> pd.DataFrame:
+    n = len(next(iter(columns.values())))
+    base = {"product_id": [str(i) for i in range(n)], "title": ["t"] * n,
+            "description": [""] * n, "label": ["10"] * n}  # fmt: skip
+    return pd.DataFrame({**base, **columns})
+
+
+@pytest.mark.parametrize(
+    ("columns", "reason"),
+    [
+        ({"title": ["  "[:0]]}, Reason.EMPTY_TITLE),
+        ({"label": [""]}, Reason.MISSING_LABEL),
+        ({"label": ["77"]}, Reason.UNKNOWN_LABEL),
+        ({"title": ["x" * 11]}, Reason.TOO_LONG),
+        ({"description": ["y" * 21]}, Reason.TOO_LONG),
+        ({"title": ["bad \udcff byte"]}, Reason.BAD_ENCODING),
+        ({"title": ["replacement \ufffd"]}, Reason.BAD_ENCODING),
+        ({"description": ["nul \x00"]}, Reason.BAD_ENCODING),
+        ({"product_id": ["seen"]}, Reason.DUPLICATE_ID),
+    ],
+)
+def test_each_defect_is_rejected_with_its_reason(columns, reason):
+    reasons = find_rejections(frame(**columns), Limits(10, 20), {"10"}, existing_ids={"seen"})
+    assert list(reasons) == [reason]
+
+
+def test_good_rows_pass_and_repeats_within_a_batch_keep_the_first():
+    rows = frame(product_id=["a", "b", "a"], description=["<b>html</b> &eacute;", "", "x"])
+    assert list(find_rejections(rows, Limits(10, 20), None, set())) == ["", "", "duplicate_id"]
+
+
+def test_a_rejected_row_does_not_claim_its_id():
+    rows = frame(product_id=["a", "a"], title=["", "ok"])
+    assert list(find_rejections(rows, Limits(10, 20), None, set())) == ["empty_title", ""]

@@ -1,12 +1,13 @@
 """Every DAG file parses, and every DAG follows the project's conventions."""
 
+import itertools
 from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
-EXPECTED = {"prepare_data", "reset_data"}
+EXPECTED = {"prepare_data", "reset_data", "ml_pipeline"}
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +44,15 @@ def test_reset_data_is_manual_and_asks_for_confirmation(dagbag):
     dag = dagbag.dags["reset_data"]
     assert dag.schedule is None
     assert dag.params["confirm"] is False
+
+
+def test_ml_pipeline_branches_and_always_joins(dagbag):
+    dag = dagbag.dags["ml_pipeline"]
+    branch = dag.get_task("check_retraining")
+    assert branch.downstream_task_ids == {"train", "skip_training", "rollback"}
+    chain = ["train", "evaluate", "gate", "promote", "end"]
+    for upstream, downstream in itertools.pairwise(chain):
+        assert downstream in dag.get_task(upstream).downstream_task_ids
+    end = dag.get_task("end")
+    assert end.trigger_rule == "none_failed_min_one_success"
+    assert end.upstream_task_ids == {"promote", "skip_training", "rollback"}

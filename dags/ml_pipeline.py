@@ -1,0 +1,89 @@
+"""
+### ml_pipeline
+
+Hourly, and whenever another DAG triggers it (drift detection does): decides whether to
+retrain, and if so trains a challenger, evaluates it, gates it and promotes it.
+
+Retraining happens when there is no champion, when the champion's weighted F1 on the rows
+ingested after its training snapshot falls below `PRODCAT_TRAINING__F1_THRESHOLD` (0.7), or
+when that backlog reaches `PRODCAT_TRAINING__BACKLOG_THRESHOLD` rows (10,000). Otherwise the
+run skips training and logs why. Either way the run ends in success.
+
+Set the parameter `rollback` to true to move the `champion` alias back to `previous` instead.
+"""
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+from prodcat.config import get_settings
+
+settings = get_settings()
+
+
+@dag(
+    dag_id="ml_pipeline",
+    schedule=settings.schedules.ml_pipeline,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "prodcat", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    params={"rollback": Param(False, type="boolean", description="Roll the champion back.")},
+    doc_md=__doc__,
+    tags=["prodcat", "ml"],
+)
+def ml_pipeline():
+    @task.branch
+    def check_retraining(**context) -> str:
+        from prodcat.retrain import choose_branch
+
+        return choose_branch(rollback=context["params"]["rollback"])
+
+    @task
+    def rollback() -> str:
+        from prodcat.registry import rollback_champion
+
+        return rollback_champion()
+
+    @task
+    def skip_training() -> None:
+        """Nothing to do: the champion is healthy and the backlog small (reason in the log)."""
+
+    @task
+    def train(**context) -> dict:
+        from prodcat.retrain import train_challenger
+
+        return train_challenger(context.get("logical_date"))
+
+    @task
+    def evaluate(trained: dict) -> str:
+        from prodcat.retrain import evaluate_challenger
+
+        evaluate_challenger(trained["run_id"], trained["version"])
+        return trained["version"]
+
+    @task
+    def gate(version: str) -> dict:
+        from prodcat.retrain import gate_version
+
+        return gate_version(version)
+
+    @task
+    def promote(decision: dict) -> str | None:
+        from prodcat.retrain import promote_if_approved
+
+        return promote_if_approved(decision)
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def end() -> None:
+        """Joins the branches, so the run succeeds whichever one ran."""
+
+    trained = train()
+    promoted = promote(gate(evaluate(trained)))
+    skipped, rolled_back = skip_training(), rollback()
+    check_retraining() >> [trained, skipped, rolled_back]
+    [promoted, skipped, rolled_back] >> end()
+
+
+ml_pipeline()

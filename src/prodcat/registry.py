@@ -1,0 +1,144 @@
+"""The MLflow model registry: versions, the quality gate, and the champion / previous aliases.
+
+MLflow stages are deprecated; prodcat uses aliases only. Serving loads models:/<name>@champion.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from prodcat.config import Settings, get_settings
+from prodcat.evaluate import evaluate_model, load_evaluation_set
+
+log = logging.getLogger(__name__)
+CHAMPION, PREVIOUS = "champion", "previous"
+
+
+def get_client(settings: Settings | None = None) -> MlflowClient:
+    return MlflowClient((settings or get_settings()).mlflow.tracking_uri)
+
+
+def get_alias_version(alias: str, settings: Settings | None = None) -> ModelVersion | None:
+    """The version an alias points at, or None when the alias (or the model) does not exist."""
+    settings = settings or get_settings()
+    try:
+        return get_client(settings).get_model_version_by_alias(settings.mlflow.model_name, alias)
+    except MlflowException:
+        return None
+
+
+def load_version(version: str, settings: Settings | None = None):
+    """The sklearn pipeline of one registered version (with predict_proba)."""
+    import mlflow.sklearn
+
+    settings = settings or get_settings()
+    mlflow_uri = f"models:/{settings.mlflow.model_name}/{version}"
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    return mlflow.sklearn.load_model(mlflow_uri)
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    challenger: str
+    champion: str | None
+    challenger_f1: float
+    champion_f1: float | None
+    promote: bool
+    reason: str
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def decide(
+    challenger_f1: float, champion_f1: float | None, min_delta: float, floor: float
+) -> tuple[bool, str]:
+    """The gate's rule, on its own: beat the floor, and the champion by at least min_delta."""
+    if challenger_f1 < floor:
+        return False, f"challenger F1 {challenger_f1:.4f} is below the floor {floor:.4f}"
+    if champion_f1 is None:
+        return True, f"no champion yet; challenger F1 {challenger_f1:.4f} clears the floor"
+    if challenger_f1 >= champion_f1 + min_delta:
+        return True, (
+            f"challenger F1 {challenger_f1:.4f} beats champion {champion_f1:.4f} "
+            f"by at least {min_delta:.4f}"
+        )
+    return False, (
+        f"challenger F1 {challenger_f1:.4f} does not beat champion {champion_f1:.4f} "
+        f"by {min_delta:.4f}"
+    )
+
+
+def gate_challenger(version: str, dataset: str, settings: Settings | None = None) -> GateDecision:
+    """Score challenger and champion on the same evaluation set now; tag both with the decision."""
+    settings = settings or get_settings()
+    X, y = load_evaluation_set(settings, dataset)
+    if X.empty:
+        raise ValueError(f"dataset {dataset} has no evaluation set; run reset_data first")
+    challenger_f1 = evaluate_model(load_version(version, settings), X, y).metrics["f1_weighted"]
+    champion = get_alias_version(CHAMPION, settings)
+    champion_f1 = None
+    if champion is not None and champion.version != version:
+        model = load_version(champion.version, settings)
+        champion_f1 = evaluate_model(model, X, y).metrics["f1_weighted"]
+    promote, reason = decide(
+        challenger_f1, champion_f1, settings.training.min_delta, settings.training.f1_floor
+    )
+    decision = GateDecision(
+        version, champion.version if champion else None, challenger_f1, champion_f1, promote, reason
+    )
+    _tag_decision(decision, settings)
+    log.info("gate for version %s: %s (%s)", version, "promote" if promote else "refuse", reason)
+    return decision
+
+
+def _tag_decision(decision: GateDecision, settings: Settings) -> None:
+    client, name = get_client(settings), settings.mlflow.model_name
+    verdict = "promoted" if decision.promote else "refused"
+    tags = {
+        "gate.decision": verdict,
+        "gate.reason": decision.reason,
+        "gate.challenger_f1": f"{decision.challenger_f1:.6f}",
+        "gate.champion_f1": "" if decision.champion_f1 is None else f"{decision.champion_f1:.6f}",
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(name, decision.challenger, key, value)
+    if decision.champion:
+        client.set_model_version_tag(
+            name,
+            decision.champion,
+            f"gate.vs_{decision.challenger}",
+            f"{verdict}: {decision.reason}",
+        )
+
+
+def promote_version(version: str, settings: Settings | None = None) -> str | None:
+    """Point `champion` at version (one call); the former champion keeps `previous`."""
+    settings = settings or get_settings()
+    client, name = get_client(settings), settings.mlflow.model_name
+    former = get_alias_version(CHAMPION, settings)
+    if former is not None and former.version != version:
+        client.set_registered_model_alias(name, PREVIOUS, former.version)
+    client.set_registered_model_alias(name, CHAMPION, version)
+    log.info(
+        "version %s is the champion (previous: %s)", version, former.version if former else None
+    )
+    return former.version if former else None
+
+
+def rollback_champion(settings: Settings | None = None) -> str:
+    """Move `champion` back to `previous`; the demoted version becomes `previous`."""
+    settings = settings or get_settings()
+    previous = get_alias_version(PREVIOUS, settings)
+    if previous is None:
+        raise ValueError("there is no previous champion to roll back to")
+    demoted = promote_version(previous.version, settings)
+    log.warning("rolled back: champion is version %s again (was %s)", previous.version, demoted)
+    return previous.version

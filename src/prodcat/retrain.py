@@ -1,0 +1,194 @@
+"""The retraining loop: decide, train a challenger, evaluate it, gate it, promote it.
+
+Each step takes and returns IDs (run id, model version), never data, so each can be one
+Airflow task and also be called from the CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import pandas as pd
+from sklearn.metrics import f1_score
+
+from prodcat.config import Settings, get_settings
+from prodcat.data.backlog import SNAPSHOT_BATCH_TAG, count_backlog
+from prodcat.data.dataset import load_dataset_spec
+from prodcat.db import get_engine
+from prodcat.evaluate import evaluate_model, load_evaluation_set, plot_confusion
+from prodcat.metrics import incr_metric, record_timing, set_gauge
+from prodcat.registry import (
+    CHAMPION,
+    gate_challenger,
+    get_alias_version,
+    load_version,
+    promote_version,
+)
+from prodcat.train import fit_best, search_candidates
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetrainDecision:
+    retrain: bool
+    reason: str
+    champion_version: str | None
+    champion_recent_f1: float | None
+    backlog: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_products(settings: Settings, dataset: str, after_batch: int = 0) -> pd.DataFrame:
+    """Labelled products of a dataset ingested after a batch id (all of them for 0)."""
+    with get_engine(settings).connect() as conn:
+        return pd.read_sql_query(
+            "select product_id, title, description, label_code, batch_id from products "
+            "where dataset = %(d)s and batch_id > %(b)s order by batch_id, source_row",
+            conn.connection.driver_connection,
+            params={"d": dataset, "b": after_batch},
+        )
+
+
+def check_retraining(settings: Settings | None = None) -> RetrainDecision:
+    """Retrain when there is no champion, its F1 on fresh rows is low, or the backlog is large."""
+    settings = settings or get_settings()
+    cfg, dataset = settings.training, load_dataset_spec(settings).name
+    champion = get_alias_version(CHAMPION, settings)
+    snapshot = int(champion.tags.get(SNAPSHOT_BATCH_TAG, 0)) if champion else 0
+    backlog = count_backlog(snapshot, settings)
+    set_gauge("ingest.backlog_rows", backlog)
+    recent_f1 = None
+    if champion is None:
+        retrain, reason = True, "no_champion"
+    else:
+        fresh = load_products(settings, dataset, snapshot)
+        if len(fresh):
+            predicted = load_version(champion.version, settings).predict(
+                fresh[["title", "description"]]
+            )
+            recent_f1 = float(f1_score(fresh["label_code"], predicted, average="weighted"))
+            set_gauge("train.champion_f1", recent_f1)
+        if recent_f1 is not None and recent_f1 < cfg.f1_threshold:
+            retrain, reason = True, "low_f1"
+        elif backlog >= cfg.backlog_threshold:
+            retrain, reason = True, "backlog"
+        else:
+            retrain, reason = False, "healthy"
+    decision = RetrainDecision(
+        retrain, reason, champion.version if champion else None, recent_f1, backlog
+    )
+    if retrain:
+        incr_metric(f"train.trigger.{reason}")
+    log.info(
+        "retraining %s: %s", "needed" if retrain else "skipped", json.dumps(decision.as_dict())
+    )
+    return decision
+
+
+def choose_branch(rollback: bool = False, settings: Settings | None = None) -> str:
+    """The ml_pipeline task to run next: rollback, train or skip_training."""
+    if rollback:
+        return "rollback"
+    return "train" if check_retraining(settings).retrain else "skip_training"
+
+
+def train_challenger(
+    logical_date: datetime | None = None,
+    settings: Settings | None = None,
+    shuffle_labels: bool = False,
+) -> dict[str, str]:
+    """Search, refit the best candidate, log it to MLflow and register a new version."""
+    import mlflow
+    import mlflow.sklearn
+
+    settings = settings or get_settings()
+    dataset = load_dataset_spec(settings).name
+    data = load_products(settings, dataset)
+    if data["label_code"].nunique() < 2:
+        raise ValueError(f"dataset {dataset} has {len(data)} labelled rows: too few to train on")
+    X, y = data[["title", "description"]], data["label_code"]
+    if shuffle_labels:  # a deliberately useless model, for testing the gate
+        y = y.sample(frac=1.0, random_state=0).set_axis(y.index)
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    mlflow.set_experiment(settings.mlflow.experiment)
+    started = time.perf_counter()
+    with mlflow.start_run(
+        run_name=f"train-{logical_date:%Y%m%dT%H%M}" if logical_date else None
+    ) as run:
+        log.info(
+            "training on %d rows of %s, profile %s", len(X), dataset, settings.training.profile
+        )
+        search = search_candidates(X, y, settings.training.profile)
+        model = fit_best(X, y, search, settings.training.profile)
+        seconds = time.perf_counter() - started
+        snapshot = _snapshot(data)
+        mlflow.log_params({"profile": settings.training.profile, "best_candidate": search.best_name,
+                           **{k: str(v) for k, v in search.best_params.items()}})  # fmt: skip
+        mlflow.log_metrics({"cv_f1_weighted": search.best_score, "training_seconds": seconds})
+        mlflow.log_dict({"candidates": search.candidates}, "search/cv_results.json")
+        mlflow.set_tags({**snapshot, "dataset": dataset, "shuffled_labels": str(shuffle_labels)})
+        info = mlflow.sklearn.log_model(
+            model, name="model", registered_model_name=settings.mlflow.model_name,
+            input_example=X.head(2), pyfunc_predict_fn="predict_proba",
+            # skops refuses our own transformer classes; the registry is our own, so trusted.
+            serialization_format="cloudpickle",
+        )  # fmt: skip
+    version = str(info.registered_model_version)
+    client = mlflow.MlflowClient(settings.mlflow.tracking_uri)
+    for key, value in snapshot.items():
+        client.set_model_version_tag(settings.mlflow.model_name, version, key, value)
+    record_timing("train.duration", seconds)
+    log.info("registered version %s (run %s) after %.0fs", version, run.info.run_id, seconds)
+    return {"run_id": run.info.run_id, "version": version}
+
+
+def _snapshot(data: pd.DataFrame) -> dict[str, str]:
+    ids = "\n".join(sorted(data["product_id"]))
+    return {
+        "snapshot.row_count": str(len(data)),
+        SNAPSHOT_BATCH_TAG: str(int(data["batch_id"].max())),
+        "snapshot.ids_sha256": hashlib.sha256(ids.encode()).hexdigest(),
+    }
+
+
+def evaluate_challenger(
+    run_id: str, version: str, settings: Settings | None = None
+) -> dict[str, float]:
+    """Score a version on the evaluation set and log metrics, report and confusion matrix."""
+    import mlflow
+
+    settings = settings or get_settings()
+    X, y = load_evaluation_set(settings, load_dataset_spec(settings).name)
+    evaluation = evaluate_model(load_version(version, settings), X, y)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics({f"eval_{k}": v for k, v in evaluation.metrics.items()})
+        mlflow.log_dict(evaluation.report, "evaluation/classification_report.json")
+        mlflow.log_figure(plot_confusion(evaluation), "evaluation/confusion_matrix.png")
+    set_gauge("train.challenger_f1", evaluation.metrics["f1_weighted"])
+    log.info("version %s on the evaluation set: %s", version, evaluation.metrics)
+    return evaluation.metrics
+
+
+def gate_version(version: str, settings: Settings | None = None) -> dict:
+    """The quality gate for one version; the decision and its reasons are tagged in MLflow."""
+    settings = settings or get_settings()
+    decision = gate_challenger(version, load_dataset_spec(settings).name, settings)
+    incr_metric(f"train.gate.{'promoted' if decision.promote else 'refused'}")
+    return decision.as_dict()
+
+
+def promote_if_approved(decision: dict, settings: Settings | None = None) -> str | None:
+    """Promote the gated version when the gate approved it; returns the new champion or None."""
+    if not decision["promote"]:
+        log.info("version %s stays a challenger: %s", decision["challenger"], decision["reason"])
+        return None
+    promote_version(decision["challenger"], settings)
+    return decision["challenger"]

@@ -1,0 +1,167 @@
+"""Model search: candidate pipelines, a grid per candidate, stratified k-fold, weighted F1.
+
+Every candidate is one named sklearn Pipeline (clean -> tfidf -> [reduce] -> clf), so the
+model that wins carries its own preprocessing.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from joblib import Memory
+from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.decomposition import TruncatedSVD
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.naive_bayes import ComplementNB
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import LabelEncoder
+from sklearn.svm import LinearSVC
+
+from prodcat.features import ProductTextCleaner, build_tfidf
+
+log = logging.getLogger(__name__)
+GRIDS = Path(__file__).parent / "grids.yaml"
+SEED = 42
+
+
+class EncodedXGBClassifier(BaseEstimator):
+    """XGBoost with string labels: it wants 0..n-1, the catalogue has category codes."""
+
+    def __init__(self, n_estimators: int = 100, max_depth: int = 6, learning_rate: float = 0.3):
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+
+    def fit(self, X, y, sample_weight=None):
+        from xgboost import XGBClassifier
+
+        self.encoder_ = LabelEncoder().fit(y)
+        self.classes_ = self.encoder_.classes_
+        self.model_ = XGBClassifier(
+            n_estimators=self.n_estimators, max_depth=self.max_depth,
+            learning_rate=self.learning_rate, tree_method="hist", n_jobs=2, random_state=SEED,
+        )  # fmt: skip
+        self.model_.fit(X, self.encoder_.transform(y), sample_weight=sample_weight)
+        return self
+
+    def predict_proba(self, X):
+        return self.model_.predict_proba(X)
+
+    def predict(self, X):
+        return self.encoder_.inverse_transform(self.model_.predict(X))
+
+
+def make_estimator(name: str) -> BaseEstimator:
+    """A fresh classifier by candidate name; probabilities are always available."""
+    factories = {
+        "linear_svc": lambda: CalibratedClassifierCV(LinearSVC(), cv=3),
+        "logistic_regression": lambda: LogisticRegression(max_iter=300, solver="saga"),
+        "sgd": lambda: SGDClassifier(loss="modified_huber", max_iter=30, random_state=SEED),
+        "complement_nb": ComplementNB,
+        "xgboost": EncodedXGBClassifier,
+        "random_forest": lambda: RandomForestClassifier(
+            n_jobs=2, class_weight="balanced_subsample", random_state=SEED
+        ),
+    }
+    if name not in factories:
+        raise KeyError(f"unknown candidate {name!r}; known: {', '.join(factories)}")
+    return factories[name]()
+
+
+def param_prefix(name: str) -> str:
+    """Where a candidate's own parameters live inside the pipeline."""
+    return "clf__estimator__" if name == "linear_svc" else "clf__"
+
+
+def load_profile(profile: str, grids_file: Path = GRIDS) -> dict[str, Any]:
+    """One search profile (fast or full) from the grid configuration."""
+    profiles = yaml.safe_load(grids_file.read_text())["profiles"]
+    if profile not in profiles:
+        raise KeyError(f"unknown training profile {profile!r}; known: {', '.join(profiles)}")
+    return profiles[profile]
+
+
+def build_pipeline(
+    estimator: BaseEstimator,
+    text: dict | None = None,
+    tfidf: dict | None = None,
+    reduce: int | None = None,
+    memory: Memory | None = None,
+) -> Pipeline:
+    """The named pipeline every model is: clean -> tfidf -> reduce -> clf."""
+    return Pipeline(
+        [
+            ("clean", ProductTextCleaner(stopword_languages=(), **(text or {}))),
+            ("tfidf", build_tfidf(**(tfidf or {}))),
+            ("reduce", TruncatedSVD(reduce, random_state=SEED) if reduce else "passthrough"),
+            ("clf", estimator),
+        ],
+        memory=memory,
+    )
+
+
+@dataclass
+class SearchResult:
+    best_name: str
+    best_params: dict[str, Any]
+    best_score: float
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def search_candidates(X: pd.DataFrame, y: pd.Series, profile: str) -> SearchResult:
+    """Grid-search every candidate with stratified k-fold on weighted F1; log progress."""
+    config = load_profile(profile)
+    folds = StratifiedKFold(config["cv_folds"], shuffle=True, random_state=SEED)
+    started, results = time.perf_counter(), []
+    with tempfile.TemporaryDirectory(prefix="prodcat-cache-") as cache:
+        memory = Memory(cache, verbose=0)  # text cleaning and TF-IDF are fitted once per fold
+        for i, candidate in enumerate(config["candidates"], start=1):
+            name, t0 = candidate["name"], time.perf_counter()
+            pipeline = build_pipeline(
+                make_estimator(name), config.get("text"), config.get("tfidf"),
+                candidate.get("reduce"), memory,
+            )  # fmt: skip
+            grid = {param_prefix(name) + k: v for k, v in candidate["params"].items()}
+            search = GridSearchCV(
+                pipeline, grid, scoring="f1_weighted", cv=folds, refit=False, n_jobs=1
+            )
+            search.fit(X, y)
+            for params, score, std in zip(
+                search.cv_results_["params"], search.cv_results_["mean_test_score"],
+                search.cv_results_["std_test_score"], strict=True,
+            ):  # fmt: skip
+                results.append(
+                    {"candidate": name, "reduce": candidate.get("reduce"), "params": params,
+                     "cv_f1": float(score), "cv_std": float(std)}
+                )  # fmt: skip
+            log.info(
+                "candidate %d/%d %-20s best CV weighted F1 %.4f (%d settings, %.0fs)",
+                i, len(config["candidates"]), name, search.best_score_,
+                len(search.cv_results_["params"]), time.perf_counter() - t0,
+            )  # fmt: skip
+    best = max(results, key=lambda r: r["cv_f1"])
+    return SearchResult(best["candidate"], best["params"], best["cv_f1"], results,
+                        time.perf_counter() - started)  # fmt: skip
+
+
+def fit_best(X: pd.DataFrame, y: pd.Series, result: SearchResult, profile: str) -> Pipeline:
+    """Refit the winning candidate on all the training rows."""
+    config = load_profile(profile)
+    reduce = next(c.get("reduce") for c in config["candidates"] if c["name"] == result.best_name)
+    pipeline = build_pipeline(
+        make_estimator(result.best_name), config.get("text"), config.get("tfidf"), reduce
+    )
+    pipeline.set_params(**result.best_params)
+    log.info("refitting %s on %d rows with %s", result.best_name, len(X), result.best_params)
+    return pipeline.fit(X, y)

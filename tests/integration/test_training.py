@@ -1,0 +1,140 @@
+"""Training, the quality gate and the registry against the real MLflow server and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pendulum
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from prodcat.config import get_settings
+from prodcat.data.ingest import ingest_next_batch
+from prodcat.data.reset import reset_data
+from prodcat.registry import (
+    CHAMPION,
+    PREVIOUS,
+    get_alias_version,
+    get_client,
+    promote_version,
+    rollback_champion,
+)
+from prodcat.retrain import (
+    check_retraining,
+    evaluate_challenger,
+    gate_version,
+    promote_if_approved,
+    train_challenger,
+)
+
+pytestmark = pytest.mark.integration
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+@pytest.fixture(scope="module")
+def trained(stack):
+    """Fresh data (two batches of the designations file) and a first, promoted champion."""
+    settings = get_settings()
+    reset_data(confirm=True, settings=settings)
+    for i in range(2):
+        ingest_next_batch(f"training-data-{i}", settings=settings)
+    first = train_challenger(pendulum.datetime(2026, 11, 1, tz="UTC"), settings)
+    metrics = evaluate_challenger(first["run_id"], first["version"], settings)
+    decision = gate_version(first["version"], settings)
+    promote_if_approved(decision, settings)
+    return {"first": first, "metrics": metrics, "decision": decision}
+
+
+def test_the_first_run_promotes_because_there_is_no_champion(trained):
+    decision = trained["decision"]
+    assert decision["promote"] and decision["champion"] is None
+    assert "no champion" in decision["reason"]
+    assert get_alias_version(CHAMPION).version == trained["first"]["version"]
+    assert trained["metrics"]["f1_weighted"] > 0.5
+
+
+def test_the_run_logs_metrics_search_results_snapshot_and_confusion_matrix(trained):
+    client = get_client()
+    run = client.get_run(trained["first"]["run_id"])
+    for key in ("eval_f1_weighted", "eval_f1_macro", "eval_accuracy", "cv_f1_weighted",
+                "training_seconds"):  # fmt: skip
+        assert key in run.data.metrics
+    assert (
+        run.data.tags["snapshot.row_count"] == str(int(run.data.tags["snapshot.row_count"]))
+        and int(run.data.tags["snapshot.row_count"]) > 3000
+    )
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {"evaluation/confusion_matrix.png", "evaluation/classification_report.json"} <= artifacts
+    cv = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/search/cv_results.json")
+    assert {c["candidate"] for c in cv["candidates"]} >= {"linear_svc", "complement_nb"}
+
+
+def test_the_champion_loads_by_alias_and_predicts_with_probabilities(trained):
+    settings = get_settings()
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    model = mlflow.sklearn.load_model(f"models:/{settings.mlflow.model_name}@champion")
+    rows = pd.DataFrame(
+        {"title": ["Figurine Pop Star Wars", "Piscine gonflable ronde"],
+         "description": ["<b>vinyle</b> &eacute;dition", ""]}
+    )  # fmt: skip
+    probabilities = model.predict_proba(rows)
+    assert probabilities.shape == (2, len(model.classes_))
+    assert abs(probabilities.sum(axis=1) - 1).max() < 1e-6
+    assert list(model.predict(rows)) == list(model.classes_[probabilities.argmax(axis=1)])
+
+
+def test_a_worse_challenger_is_refused_with_the_reason_tagged(trained):
+    bad = train_challenger(settings=get_settings(), shuffle_labels=True)
+    decision = gate_version(bad["version"])
+    assert not decision["promote"]
+    assert promote_if_approved(decision) is None
+    assert get_alias_version(CHAMPION).version == trained["first"]["version"]
+    tags = get_client().get_model_version(get_settings().mlflow.model_name, bad["version"]).tags
+    assert tags["gate.decision"] == "refused"
+    assert "below the floor" in tags["gate.reason"] or "does not beat" in tags["gate.reason"]
+    trained["bad"] = bad
+
+
+def test_rollback_restores_the_previous_champion(trained):
+    good, bad = trained["first"]["version"], trained["bad"]["version"]
+    promote_version(bad)  # a manual promotion, as `prodcat promote` does
+    assert get_alias_version(CHAMPION).version == bad
+    assert get_alias_version(PREVIOUS).version == good
+    assert rollback_champion() == good
+    assert get_alias_version(CHAMPION).version == good
+
+
+def test_ml_pipeline_skips_when_the_champion_is_healthy(trained):
+    decision = check_retraining()
+    assert not decision.retrain and decision.reason == "healthy"
+    run = (
+        DagBag(dag_folder=str(DAGS))
+        .dags["ml_pipeline"]
+        .test(logical_date=pendulum.datetime(2026, 11, 2, tz="UTC"))
+    )
+    assert run.state == "success"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["skip_training"] == "success" and states["end"] == "success"
+    assert states["train"] == "skipped"
+
+
+def test_ml_pipeline_retrains_when_the_backlog_threshold_is_lowered(trained, monkeypatch):
+    ingest_next_batch("backlog-batch", settings=get_settings())
+    monkeypatch.setenv("PRODCAT_TRAINING__BACKLOG_THRESHOLD", "1000")
+    get_settings.cache_clear()
+    try:
+        assert check_retraining().reason == "backlog"
+        run = (
+            DagBag(dag_folder=str(DAGS))
+            .dags["ml_pipeline"]
+            .test(logical_date=pendulum.datetime(2026, 11, 3, tz="UTC"))
+        )
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert run.state == "success"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert [states[t] for t in ("train", "evaluate", "gate", "promote", "end")] == ["success"] * 5
+    assert states["skip_training"] == "skipped"

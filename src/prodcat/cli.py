@@ -35,7 +35,38 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--run-key", required=True, help="the same key twice loads once")
     reset = data_commands.add_parser("reset", help="empty prodcat's data, carve the eval set")
     reset.add_argument("--confirm", action="store_true", help="required: this deletes data")
+
+    train = commands.add_parser("train", help="train, evaluate and gate a challenger")
+    train.add_argument("--no-promote", action="store_true", help="gate but never promote")
+    promote = commands.add_parser("promote", help="point the champion alias at a version")
+    promote.add_argument("version")
+    commands.add_parser("rollback", help="move the champion alias back to the previous one")
     return parser
+
+
+def run_models(args: argparse.Namespace) -> int:
+    import json
+
+    from prodcat import registry, retrain
+
+    if args.command == "train":
+        trained = retrain.train_challenger()
+        retrain.evaluate_challenger(trained["run_id"], trained["version"])
+        decision = retrain.gate_version(trained["version"])
+        if not args.no_promote:
+            retrain.promote_if_approved(decision)
+        print(json.dumps({**trained, "gate": decision}))
+        return 0
+    try:
+        if args.command == "promote":
+            registry.promote_version(args.version)
+            print(f"champion: version {args.version}")
+        else:
+            print(f"champion: version {registry.rollback_champion()}")
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def run_data(args: argparse.Namespace) -> int:
@@ -92,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(get_settings().log_level)
     if args.command == "stack":
         return run_stack(args)
+    if args.command in ("train", "promote", "rollback"):
+        return run_models(args)
     return run_data(args)
 
 

@@ -51,43 +51,38 @@ def _stemmer(language: str):
 
 
 class ProductTextCleaner(BaseEstimator, TransformerMixin):
-    """(title, description) rows -> one cleaned document each, the title counted several times."""
+    """(title, description) rows -> one cleaned document each, the title repeated for weight."""
 
-    def __init__(
-        self,
-        title_weight: int = 2,
-        stopword_languages: tuple[str, ...] = ("fr", "en", "de"),
-        stem: bool = False,
-        stem_language: str = "fr",
-    ):
+    def __init__(self, title_weight: int = 2):
         self.title_weight = title_weight
-        self.stopword_languages = stopword_languages
-        self.stem = stem
-        self.stem_language = stem_language
 
     def fit(self, X, y=None) -> ProductTextCleaner:
         return self
 
     def transform(self, X) -> np.ndarray:
         titles, descriptions = _columns(X)
-        stop = (
-            get_stopwords(tuple(self.stopword_languages))
-            if self.stopword_languages
-            else frozenset()
-        )
-        stem = _stemmer(self.stem_language).stem if self.stem else None
         docs = []
         for title, description in zip(titles, descriptions, strict=True):
-            title_tokens = self._tokens(title, stop, stem)
-            docs.append(
-                " ".join(title_tokens * self.title_weight + self._tokens(description, stop, stem))
-            )
+            title = " ".join(clean_text(title).split())
+            parts = [title] * self.title_weight + [" ".join(clean_text(description).split())]
+            docs.append(" . ".join(p for p in parts if p))
         return np.asarray(docs, dtype=object)
 
-    @staticmethod
-    def _tokens(text: str, stop: frozenset[str], stem) -> list[str]:
-        tokens = [t for t in TOKEN.findall(clean_text(text)) if t not in stop]
-        return [stem(t) for t in tokens] if stem else tokens
+
+class WordTokenizer:
+    """Tokens of a cleaned document: words and numbers-with-units, minus stopwords, stemmed."""
+
+    def __init__(self, stopword_languages: tuple[str, ...] = (), stem_language: str | None = None):
+        self.stopword_languages = tuple(stopword_languages)
+        self.stem_language = stem_language
+
+    def __call__(self, document: str) -> list[str]:
+        stop = get_stopwords(self.stopword_languages) if self.stopword_languages else frozenset()
+        tokens = [t for t in TOKEN.findall(document) if t not in stop]
+        if self.stem_language:
+            stem = _stemmer(self.stem_language).stem
+            tokens = [stem(t) for t in tokens]
+        return tokens
 
 
 def _columns(X) -> tuple[list[str], list[str]]:
@@ -103,18 +98,27 @@ def _columns(X) -> tuple[list[str], list[str]]:
 
 
 def build_tfidf(
+    stopword_languages: tuple[str, ...] = (),
+    stem_language: str | None = None,
     word_ngrams: tuple[int, int] = (1, 2),
-    char_ngrams: tuple[int, int] = (2, 5),
-    max_word_features: int | None = 200_000,
-    max_char_features: int | None = 300_000,
-    min_df: int = 2,
+    char_ngrams: tuple[int, int] = (1, 6),
+    char_analyzer: str = "char",
+    max_word_features: int | None = None,
+    max_char_features: int | None = 400_000,
+    word_min_df: int = 1,
+    char_min_df: int = 2,
 ) -> FeatureUnion:
-    """Word and character n-gram TF-IDF side by side."""
-    return FeatureUnion(
-        [
-            ("word", TfidfVectorizer(ngram_range=word_ngrams, min_df=min_df, sublinear_tf=True,
-                                     max_features=max_word_features, token_pattern=r"\S+")),
-            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=char_ngrams, min_df=min_df,
-                                     sublinear_tf=True, max_features=max_char_features)),
-        ]
+    """Word n-grams (tokens, optional stopwords and stemming) and character n-grams, side by side.
+
+    The character view reads the cleaned text itself, punctuation included: it carries signal.
+    """
+    word = TfidfVectorizer(
+        ngram_range=tuple(word_ngrams), min_df=word_min_df, sublinear_tf=True,
+        max_features=max_word_features, lowercase=False, token_pattern=None,
+        tokenizer=WordTokenizer(tuple(stopword_languages), stem_language),
     )  # fmt: skip
+    char = TfidfVectorizer(
+        analyzer=char_analyzer, ngram_range=tuple(char_ngrams), min_df=char_min_df,
+        sublinear_tf=True, max_features=max_char_features,
+    )  # fmt: skip
+    return FeatureUnion([("word", word), ("char", char)])

@@ -65,7 +65,7 @@ def make_estimator(name: str) -> BaseEstimator:
     """A fresh classifier by candidate name; probabilities are always available."""
     factories = {
         "linear_svc": lambda: CalibratedClassifierCV(LinearSVC(), cv=3),
-        "logistic_regression": lambda: LogisticRegression(max_iter=300, solver="saga"),
+        "logistic_regression": lambda: LogisticRegression(max_iter=200),
         "sgd": lambda: SGDClassifier(loss="modified_huber", max_iter=30, random_state=SEED),
         "complement_nb": ComplementNB,
         "xgboost": EncodedXGBClassifier,
@@ -101,7 +101,7 @@ def build_pipeline(
     """The named pipeline every model is: clean -> tfidf -> reduce -> clf."""
     return Pipeline(
         [
-            ("clean", ProductTextCleaner(stopword_languages=(), **(text or {}))),
+            ("clean", ProductTextCleaner(**(text or {}))),
             ("tfidf", build_tfidf(**(tfidf or {}))),
             ("reduce", TruncatedSVD(reduce, random_state=SEED) if reduce else "passthrough"),
             ("clf", estimator),

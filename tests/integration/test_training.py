@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -97,13 +99,25 @@ def test_a_worse_challenger_is_refused_with_the_reason_tagged(trained):
     trained["bad"] = bad
 
 
+def prodcat(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "prodcat.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
 def test_rollback_restores_the_previous_champion(trained):
     good, bad = trained["first"]["version"], trained["bad"]["version"]
-    promote_version(bad)  # a manual promotion, as `prodcat promote` does
+    promoted = prodcat("promote", bad)  # a manual promotion, through the CLI
+    assert promoted.returncode == 0, promoted.stderr
     assert get_alias_version(CHAMPION).version == bad
     assert get_alias_version(PREVIOUS).version == good
-    assert rollback_champion() == good
+    rolled_back = prodcat("rollback")
+    assert rolled_back.returncode == 0, rolled_back.stderr
+    assert rolled_back.stdout.strip() == f"champion: version {good}"
     assert get_alias_version(CHAMPION).version == good
+    # and through the function, which toggles back and forth between the two
+    assert rollback_champion() == bad
+    promote_version(good)
 
 
 def test_ml_pipeline_skips_when_the_champion_is_healthy(trained):

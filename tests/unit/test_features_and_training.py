@@ -1,0 +1,106 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from prodcat.features import ProductTextCleaner, WordTokenizer, build_tfidf, clean_text
+from prodcat.registry import decide
+from prodcat.train import (
+    EncodedXGBClassifier,
+    build_pipeline,
+    load_profile,
+    make_estimator,
+    param_prefix,
+)
+
+
+def test_clean_text_unescapes_strips_tags_and_folds_accents():
+    raw = "<p>Cr&egrave;me <b>Br&ucirc;l&eacute;e</b></p>&amp;amp; Déjà"
+    assert " ".join(clean_text(raw).split()) == "creme brulee & deja"
+    assert clean_text(None) == "" and clean_text("") == ""
+
+
+def test_numbers_with_units_stay_single_tokens():
+    tokens = WordTokenizer()("lot de 24x32 cartes 18/100 batterie 3.7v 500ml")
+    assert {"24x32", "18/100", "3.7v", "500ml"} <= set(tokens)
+
+
+def test_multilingual_stopwords_and_stemming_work_offline():
+    tokens = WordTokenizer(("fr", "en", "de"), "fr")("le chapeau and the hut und der hosen")
+    assert "le" not in tokens and "the" not in tokens and "der" not in tokens
+    assert "chapeau" in tokens and "hosen" in tokens  # stemmed French keeps these as they are
+
+
+def test_title_counts_more_and_empty_description_is_fine():
+    docs = ProductTextCleaner(title_weight=3).transform(
+        pd.DataFrame({"title": ["Robe"], "description": [None]})
+    )
+    assert docs[0] == "robe . robe . robe"
+    only_titles = ProductTextCleaner().transform(pd.DataFrame({"title": ["A", "B"]}))
+    assert list(only_titles) == ["a . a", "b . b"]
+
+
+def tiny_catalogue() -> tuple[pd.DataFrame, pd.Series]:
+    words = {"10": "livre roman auteur", "40": "jeu console manette", "50": "piscine pompe eau"}
+    rows, labels = [], []
+    for code, vocabulary in words.items():
+        for i in range(12):
+            rows.append(
+                {"title": f"{vocabulary} {i}", "description": "<i>neuf</i>" if i % 2 else ""}
+            )
+            labels.append(code)
+    return pd.DataFrame(rows), pd.Series(labels)
+
+
+@pytest.mark.parametrize("name", ["linear_svc", "logistic_regression", "sgd", "complement_nb",
+                                  "random_forest", "xgboost"])  # fmt: skip
+def test_every_candidate_is_a_pipeline_with_probabilities(name):
+    X, y = tiny_catalogue()
+    reduce = 5 if name in ("xgboost", "random_forest") else None
+    tfidf = {"char_ngrams": (2, 3), "char_min_df": 1}
+    pipeline = build_pipeline(make_estimator(name), {"title_weight": 2}, tfidf, reduce)
+    if name == "linear_svc":
+        pipeline.set_params(**{param_prefix(name) + "C": 0.5})
+    pipeline.fit(X, y)
+    assert [step for step, _ in pipeline.steps] == ["clean", "tfidf", "reduce", "clf"]
+    probabilities = pipeline.predict_proba(X.head(3))
+    assert probabilities.shape == (3, 3)
+    assert np.allclose(probabilities.sum(axis=1), 1)
+    assert set(pipeline.predict(X)) <= {"10", "40", "50"}
+
+
+def test_xgboost_wrapper_keeps_the_catalogue_codes():
+    X, y = np.eye(3).repeat(4, axis=0), np.array(["10", "40", "50"]).repeat(4)
+    model = EncodedXGBClassifier(n_estimators=5).fit(X, y)
+    assert list(model.classes_) == ["10", "40", "50"]
+    assert list(model.predict(X[[0, 4, 8]])) == ["10", "40", "50"]
+
+
+def test_profiles_and_candidates_are_checked():
+    assert load_profile("fast")["cv_folds"] >= 2
+    names = {c["name"] for c in load_profile("full")["candidates"]}
+    assert names == {"linear_svc", "logistic_regression", "sgd", "complement_nb", "xgboost",
+                     "random_forest"}  # fmt: skip
+    with pytest.raises(KeyError, match="unknown training profile"):
+        load_profile("huge")
+    with pytest.raises(KeyError, match="unknown candidate"):
+        make_estimator("perceptron")
+
+
+def test_tfidf_has_word_and_char_views():
+    union = build_tfidf()
+    assert [name for name, _ in union.transformer_list] == ["word", "char"]
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "promote", "words"),
+    [
+        (0.40, None, False, "below the floor"),
+        (0.80, None, True, "no champion"),
+        (0.805, 0.80, True, "beats champion"),
+        (0.801, 0.80, False, "does not beat"),
+        (0.70, 0.80, False, "does not beat"),
+    ],
+)
+def test_gate_rule(challenger, champion, promote, words):
+    decision, reason = decide(challenger, champion, min_delta=0.002, floor=0.5)
+    assert decision is promote and words in reason

@@ -107,6 +107,9 @@ class ApiSettings(BaseModel):
     port: int = 8000
     workers: int = 1
     admin_token: SecretStr = SecretStr(PLACEHOLDER)
+    max_batch_items: int = Field(default=1000, gt=0)
+    reload_interval_seconds: float = Field(default=30, gt=0)
+    max_top_k: int = Field(default=10, gt=0)
 
     @property
     def url(self) -> str:

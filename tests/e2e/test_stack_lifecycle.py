@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,7 @@ def lifecycle_env():
     env = {**os.environ, **port_overrides(200), "PRODCAT_STATE_DIR": str(state)}
     yield env
     subprocess.run([sys.executable, "-m", "prodcat.cli", "stack", "down"], env=env, cwd=ROOT)
+    shutil.rmtree(state, ignore_errors=True)
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -152,3 +152,28 @@ def test_ml_pipeline_retrains_when_the_backlog_threshold_is_lowered(trained, mon
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert [states[t] for t in ("train", "evaluate", "gate", "promote", "end")] == ["success"] * 5
     assert states["skip_training"] == "skipped"
+
+
+def test_the_api_serves_the_champion_and_starts_from_its_local_copy_without_the_registry(
+    trained, stack
+):
+    from fastapi.testclient import TestClient
+
+    from prodcat.serving.app import create_app
+
+    champion = get_alias_version(CHAMPION).version
+    with TestClient(create_app(poll=False)) as client:
+        ready = client.get("/ready").json()
+        assert ready["ready"] and ready["model_version"] == champion and not ready["stale"]
+        answer = client.post("/predict/", json={"title": "Figurine Pop Star Wars"}).json()
+        assert answer["model_version"] == champion and 0 < answer["confidence"] <= 1
+
+    stack.down(["mlflow"])
+    try:
+        with TestClient(create_app(poll=False)) as client:
+            ready = client.get("/ready").json()
+            assert ready["ready"] and ready["model_version"] == champion and ready["stale"]
+            assert client.get("/model").json()["source"] == "local-copy"
+            assert client.post("/predict/", json={"title": "Piscine"}).status_code == 200
+    finally:
+        stack.up(["mlflow"])

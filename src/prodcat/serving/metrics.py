@@ -14,3 +14,12 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 MODEL_LOADED = Gauge("prodcat_api_model_loaded", "1 when a model is loaded and serving")
+PREDICTIONS = Counter("prodcat_api_predictions_total", "Predictions by category", ["category"])
+CONFIDENCE = Histogram(
+    "prodcat_api_prediction_confidence",
+    "Confidence of the top category",
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
+)
+MODEL_INFO = Gauge("prodcat_api_model_info", "The served model version", ["version", "source"])
+RELOADS = Counter("prodcat_api_model_reloads_total", "Model versions swapped in")
+RELOAD_FAILURES = Counter("prodcat_api_model_reload_failures_total", "Failed model reloads")

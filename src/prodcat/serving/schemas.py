@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from prodcat.config import get_settings
 
 
 class HealthResponse(BaseModel):
@@ -15,3 +19,77 @@ class ReadinessResponse(BaseModel):
     model_version: str | None = None
     stale: bool = False
     detail: str | None = None
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"title": "Figurine Star Wars Dark Vador 30 cm",
+                 "description": "Figurine <b>articulée</b> en vinyle, état neuf"}
+            ]
+        },
+    )  # fmt: skip
+
+    title: str = Field(description="Product title; HTML is allowed and cleaned by the model.")
+    description: str | None = Field(default=None, description="Optional product description.")
+
+    @field_validator("title")
+    @classmethod
+    def _title_present_and_short(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("title must not be blank")
+        limit = get_settings().data.max_title_chars
+        if len(value) > limit:
+            raise ValueError(f"title must be at most {limit} characters (got {len(value)})")
+        return value
+
+    @field_validator("description")
+    @classmethod
+    def _description_short(cls, value: str | None) -> str | None:
+        limit = get_settings().data.max_description_chars
+        if value is not None and len(value) > limit:
+            raise ValueError(f"description must be at most {limit} characters (got {len(value)})")
+        return value
+
+
+class BatchPredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[PredictRequest] = Field(description="1 to PRODCAT_API__MAX_BATCH_ITEMS items.")
+
+    @field_validator("items")
+    @classmethod
+    def _batch_size(cls, value: list[PredictRequest]) -> list[PredictRequest]:
+        limit = get_settings().api.max_batch_items
+        if not value:
+            raise ValueError("items must hold at least one item")
+        if len(value) > limit:
+            raise ValueError(f"items must hold at most {limit} items (got {len(value)})")
+        return value
+
+
+class CategoryScore(BaseModel):
+    category_code: str
+    category_name: str | None
+    confidence: float
+
+
+class PredictResponse(CategoryScore):
+    top_k: list[CategoryScore]
+    model_version: str
+
+
+class BatchPredictResponse(BaseModel):
+    predictions: list[PredictResponse]
+    model_version: str
+
+
+class ModelInfoResponse(BaseModel):
+    model_name: str
+    model_version: str
+    source: str
+    trained_at: Any = None
+    metrics: dict[str, float] = {}
+    classes: list[str]

@@ -26,6 +26,7 @@ def get_ready(request: Request) -> JSONResponse:
         ready=state.current is not None,
         model_name=state.model_name,
         model_version=state.current.version if state.current else None,
+        stale=bool(state.current and state.current.source != "registry"),
         detail=state.detail,
     )
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)

@@ -1,0 +1,100 @@
+"""Loading the champion for serving, with a local copy for when the registry is unreachable."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prodcat.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ModelUnavailable(RuntimeError):
+    """Neither the registry nor the local copy has a model to serve."""
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    version: str
+    source: str  # "registry" or "local-copy"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(c) for c in self.model.classes_]
+
+    @property
+    def category_names(self) -> dict[str, str]:
+        return getattr(self.model, "category_names_", None) or {}
+
+
+def local_copy_dir(settings: Settings) -> Path:
+    state = settings.state_dir
+    return (state if state.is_absolute() else Path.cwd() / state) / "serving" / "models"
+
+
+def load_champion(settings: Settings) -> LoadedModel:
+    """The registry's champion (kept on disk too); the last local copy when the registry fails."""
+    try:
+        return _load_from_registry(settings)
+    except ModelUnavailable:
+        raise
+    except Exception as error:  # registry down or unreachable: serve what we had
+        log.warning("registry unavailable (%s); trying the local copy", error)
+        return _load_local_copy(settings)
+
+
+def _load_from_registry(settings: Settings) -> LoadedModel:
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.exceptions import MlflowException
+
+    from prodcat.registry import CHAMPION, get_client
+
+    client, name = get_client(settings), settings.mlflow.model_name
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException as error:
+        if "RESOURCE_DOES_NOT_EXIST" in str(getattr(error, "error_code", "")):
+            raise ModelUnavailable(
+                f"no version of {name} has the '{CHAMPION}' alias yet"
+            ) from error
+        raise
+    target = local_copy_dir(settings) / version.version
+    if not (target / "MLmodel").exists():
+        mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+        staging = target.with_name(f".{version.version}.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        mlflow.artifacts.download_artifacts(
+            f"models:/{name}/{version.version}", dst_path=str(staging)
+        )
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)  # a half-downloaded copy is never taken for a model
+    metadata = {"tags": dict(version.tags), "run_id": version.run_id,
+                "created": version.creation_timestamp}  # fmt: skip
+    run = client.get_run(version.run_id)
+    metadata["metrics"] = dict(run.data.metrics)
+    (local_copy_dir(settings) / "current.json").write_text(
+        json.dumps({"version": version.version, "metadata": metadata})
+    )
+    model = mlflow.sklearn.load_model(str(target))
+    log.info("loaded %s version %s from the registry", name, version.version)
+    return LoadedModel(model, version.version, "registry", metadata)
+
+
+def _load_local_copy(settings: Settings) -> LoadedModel:
+    import mlflow.sklearn
+
+    pointer = local_copy_dir(settings) / "current.json"
+    if not pointer.exists():
+        raise ModelUnavailable("the registry is unreachable and there is no local copy yet")
+    current = json.loads(pointer.read_text())
+    model = mlflow.sklearn.load_model(str(local_copy_dir(settings) / current["version"]))
+    log.warning("serving the local copy of version %s", current["version"])
+    return LoadedModel(model, current["version"], "local-copy", current.get("metadata", {}))

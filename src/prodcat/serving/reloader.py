@@ -1,0 +1,68 @@
+"""Hot reload: follow the registry's champion alias without ever blocking a request.
+
+A new version is loaded in a worker thread, off the request path, then swapped in with one
+assignment. Requests read the current model once, so those in flight finish on the old one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from prodcat.config import Settings
+from prodcat.serving import metrics
+from prodcat.serving.model_store import LoadedModel
+from prodcat.serving.state import ModelState
+
+log = logging.getLogger(__name__)
+
+
+def probe_champion_version(settings: Settings) -> str | None:
+    """The version the champion alias points at now (None when there is none)."""
+    from prodcat.registry import CHAMPION, get_alias_version
+
+    version = get_alias_version(CHAMPION, settings)
+    return version.version if version else None
+
+
+class ModelReloader:
+    def __init__(
+        self,
+        state: ModelState,
+        settings: Settings,
+        loader: Callable[[Settings], LoadedModel],
+        probe: Callable[[Settings], str | None] = probe_champion_version,
+    ):
+        self.state, self.settings, self.loader, self.probe = state, settings, loader, probe
+        self._lock = asyncio.Lock()
+
+    async def run_forever(self) -> None:
+        """Poll every reload_interval_seconds until cancelled."""
+        while True:
+            await asyncio.sleep(self.settings.api.reload_interval_seconds)
+            await self.reload_if_changed()
+
+    async def reload_if_changed(self, force: bool = False) -> bool:
+        """Load and swap in the champion when its version changed; True when swapped."""
+        async with self._lock:
+            try:
+                wanted = await asyncio.to_thread(self.probe, self.settings)
+                current = self.state.current
+                if wanted is None or (not force and current and current.version == wanted):
+                    return False
+                loaded = await asyncio.to_thread(self.loader, self.settings)
+            except Exception as error:  # keep serving the model we have
+                metrics.RELOAD_FAILURES.inc()
+                log.warning("model reload failed, still serving the current model: %s", error)
+                return False
+            previous = self.state.current
+            self.state.current, self.state.detail = loaded, None  # the atomic swap
+            metrics.RELOADS.inc()
+            metrics.MODEL_LOADED.set(1)
+            if previous is not None:
+                metrics.MODEL_INFO.remove(previous.version, previous.source)
+            metrics.MODEL_INFO.labels(loaded.version, loaded.source).set(1)
+            log.info("now serving version %s (was %s)", loaded.version,
+                     previous.version if previous else None)  # fmt: skip
+            return True

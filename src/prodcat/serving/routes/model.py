@@ -1,0 +1,25 @@
+"""What is being served."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from prodcat.serving.routes.predict import current_model
+from prodcat.serving.schemas import ModelInfoResponse
+
+router = APIRouter(tags=["model"])
+
+
+@router.get("/model", response_model=ModelInfoResponse)
+def get_model(request: Request) -> ModelInfoResponse:
+    """Version, source, training date, evaluation metrics and classes of the served model."""
+    loaded = current_model(request)
+    metrics = loaded.metadata.get("metrics", {})
+    return ModelInfoResponse(
+        model_name=request.app.state.models.model_name,
+        model_version=loaded.version,
+        source=loaded.source,
+        trained_at=loaded.metadata.get("created"),
+        metrics={k: v for k, v in metrics.items() if k.startswith(("eval_", "cv_"))},
+        classes=loaded.classes,
+    )

@@ -1,0 +1,88 @@
+import pytest
+
+
+def test_predict_returns_the_category_confidence_and_top_k(client):
+    response = client.post(
+        "/predict/", json={"title": "console nintendo", "description": "<b>neuf</b>"}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["category_code"] == "40" and body["category_name"] == "Jeux vidéo"
+    assert body["model_version"] == "7"
+    assert len(body["top_k"]) == 3
+    assert body["top_k"][0]["category_code"] == "40"
+    confidences = [c["confidence"] for c in body["top_k"]]
+    assert confidences == sorted(confidences, reverse=True) and abs(sum(confidences) - 1) < 1e-3
+    names = {c["category_code"]: c["category_name"] for c in body["top_k"]}
+    assert names == {"40": "Jeux vidéo", "10": "Livres", "2583": None}  # 2583 has no known name
+
+
+def test_top_k_is_a_query_parameter(client):
+    body = client.post("/predict/?top_k=1", json={"title": "piscine ronde"}).json()
+    assert [c["category_code"] for c in body["top_k"]] == ["2583"]
+
+
+def test_batch_keeps_the_order(client):
+    items = [{"title": "roman poche"}, {"title": "pompe piscine"}, {"title": "manette console"}]
+    response = client.post("/predict/batch", json={"items": items})
+    assert response.status_code == 200
+    codes = [p["category_code"] for p in response.json()["predictions"]]
+    assert codes == ["10", "2583", "40"]
+
+
+def test_model_endpoint_describes_what_is_served(client):
+    body = client.get("/model").json()
+    assert body["model_version"] == "7" and body["source"] == "registry"
+    assert body["classes"] == ["10", "2583", "40"]
+    assert body["metrics"] == {"eval_f1_weighted": 0.9}
+
+
+def test_predict_without_a_model_is_503_with_the_reason(client_without_model):
+    response = client_without_model.post("/predict/", json={"title": "x"})
+    assert response.status_code == 503
+    assert "champion" in response.json()["detail"]
+
+
+def error_text(response) -> str:
+    return str(response.json()["detail"])
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({}, "title", "Field required"),
+        ({"title": "   "}, "title", "title must not be blank"),
+        ({"title": "x" * 1001}, "title", "title must be at most 1000 characters"),
+        ({"title": "ok", "description": "y" * 10_001}, "description",
+         "description must be at most 10000 characters"),
+        ({"title": 12}, "title", "Input should be a valid string"),
+        ({"title": "ok", "colour": "red"}, "colour", "Extra inputs are not permitted"),
+    ],
+)  # fmt: skip
+def test_bad_single_items_get_422_naming_the_field_and_rule(client, body, field, message):
+    response = client.post("/predict/", json=body)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert any(field in e["loc"] and message in e["msg"] for e in detail), detail
+
+
+def test_bad_batches_get_422(client):
+    empty = client.post("/predict/batch", json={"items": []})
+    assert empty.status_code == 422 and "at least one item" in error_text(empty)
+    too_many = client.post("/predict/batch", json={"items": [{"title": "a"}] * 1001})
+    assert too_many.status_code == 422 and "at most 1000 items" in error_text(too_many)
+
+
+def test_non_json_and_non_utf8_bodies_get_422(client):
+    headers = {"Content-Type": "application/json"}
+    not_json = client.post("/predict/", content=b"title=hello", headers=headers)
+    assert not_json.status_code == 422 and "json" in error_text(not_json).lower()
+    latin1 = client.post(
+        "/predict/", content='{"title": "caf\\xe9"}'.encode("latin-1"), headers=headers
+    )
+    assert latin1.status_code == 422
+
+
+def test_top_k_over_the_limit_is_refused(client):
+    response = client.post("/predict/?top_k=11", json={"title": "a"})
+    assert response.status_code == 422 and "top_k must be at most 10" in error_text(response)

@@ -57,6 +57,13 @@ def load_products(settings: Settings, dataset: str, after_batch: int = 0) -> pd.
         )
 
 
+def load_category_names(settings: Settings) -> dict[str, str]:
+    """Label code -> name, for the labels that have one."""
+    with get_engine(settings).connect() as conn:
+        rows = conn.exec_driver_sql("select code, name from labels where name is not null").all()
+    return {code: name for code, name in rows}
+
+
 def check_retraining(settings: Settings | None = None) -> RetrainDecision:
     """Retrain when there is no champion, its F1 on fresh rows is low, or the backlog is large."""
     settings = settings or get_settings()
@@ -128,6 +135,7 @@ def train_challenger(
         )
         search = search_candidates(X, y, settings.training.profile)
         model = fit_best(X, y, search, settings.training.profile)
+        model.category_names_ = load_category_names(settings)  # travels with the model to the API
         seconds = time.perf_counter() - started
         snapshot = _snapshot(data)
         mlflow.log_params({"profile": settings.training.profile, "best_candidate": search.best_name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,9 @@ DAGS = Path(__file__).resolve().parents[2] / "dags"
 def trained(stack):
     """Fresh data (two batches of the designations file) and a first, promoted champion."""
     settings = get_settings()
+    # Start from an empty registry, whatever earlier runs left in this test stack.
+    with contextlib.suppress(mlflow.exceptions.MlflowException):
+        get_client(settings).delete_registered_model(settings.mlflow.model_name)
     reset_data(confirm=True, settings=settings)
     for i in range(2):
         ingest_next_batch(f"training-data-{i}", settings=settings)
@@ -167,6 +171,7 @@ def test_the_api_serves_the_champion_and_starts_from_its_local_copy_without_the_
         assert ready["ready"] and ready["model_version"] == champion and not ready["stale"]
         answer = client.post("/predict/", json={"title": "Figurine Pop Star Wars"}).json()
         assert answer["model_version"] == champion and 0 < answer["confidence"] <= 1
+        assert answer["category_name"]  # names from the dataset's label file, inside the model
 
     stack.down(["mlflow"])
     try:

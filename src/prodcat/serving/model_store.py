@@ -66,7 +66,8 @@ def _load_from_registry(settings: Settings) -> LoadedModel:
                 f"no version of {name} has the '{CHAMPION}' alias yet"
             ) from error
         raise
-    target = local_copy_dir(settings) / version.version
+    # The run id is part of the name: version numbers restart when a registered model is recreated.
+    target = local_copy_dir(settings) / f"{version.version}-{version.run_id}"
     if not (target / "MLmodel").exists():
         mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
         staging = target.with_name(f".{version.version}.partial")
@@ -81,7 +82,7 @@ def _load_from_registry(settings: Settings) -> LoadedModel:
     run = client.get_run(version.run_id)
     metadata["metrics"] = dict(run.data.metrics)
     (local_copy_dir(settings) / "current.json").write_text(
-        json.dumps({"version": version.version, "metadata": metadata})
+        json.dumps({"version": version.version, "path": target.name, "metadata": metadata})
     )
     model = mlflow.sklearn.load_model(str(target))
     log.info("loaded %s version %s from the registry", name, version.version)
@@ -95,6 +96,6 @@ def _load_local_copy(settings: Settings) -> LoadedModel:
     if not pointer.exists():
         raise ModelUnavailable("the registry is unreachable and there is no local copy yet")
     current = json.loads(pointer.read_text())
-    model = mlflow.sklearn.load_model(str(local_copy_dir(settings) / current["version"]))
+    model = mlflow.sklearn.load_model(str(local_copy_dir(settings) / current["path"]))
     log.warning("serving the local copy of version %s", current["version"])
     return LoadedModel(model, current["version"], "local-copy", current.get("metadata", {}))

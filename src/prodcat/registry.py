@@ -34,14 +34,12 @@ def get_alias_version(alias: str, settings: Settings | None = None) -> ModelVers
 
 def load_version(version: str, settings: Settings | None = None):
     """The sklearn pipeline of one registered version (with predict_proba)."""
+    import mlflow
     import mlflow.sklearn
 
     settings = settings or get_settings()
-    mlflow_uri = f"models:/{settings.mlflow.model_name}/{version}"
-    import mlflow
-
     mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
-    return mlflow.sklearn.load_model(mlflow_uri)
+    return mlflow.sklearn.load_model(f"models:/{settings.mlflow.model_name}/{version}")
 
 
 @dataclass(frozen=True)

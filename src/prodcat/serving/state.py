@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-
-@dataclass
-class LoadedModel:
-    model: Any
-    version: str
+from prodcat.serving.model_store import LoadedModel
 
 
 @dataclass

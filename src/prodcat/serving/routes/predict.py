@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from prodcat.config import get_settings
 from prodcat.serving import metrics
@@ -52,24 +54,27 @@ def predict_items(
     return results
 
 
-def top_k_param(top_k: int = Query(3, ge=1, description="How many categories to return")) -> int:
+def top_k_param(
+    top_k: int = Query(3, ge=1, description="How many categories to return"),
+) -> int:
     limit = get_settings().api.max_top_k
     if top_k > limit:
         raise HTTPException(422, detail=f"top_k must be at most {limit} (got {top_k})")
     return top_k
 
 
+TopK = Annotated[int, Depends(top_k_param)]
+
+
 @router.post("/", response_model=PredictResponse)
-def predict(body: PredictRequest, request: Request, top_k: int = Query(3, ge=1)) -> PredictResponse:
+def predict(body: PredictRequest, request: Request, top_k: TopK) -> PredictResponse:
     """The category of one product listing."""
-    return predict_items(current_model(request), [body], top_k_param(top_k))[0]
+    return predict_items(current_model(request), [body], top_k)[0]
 
 
 @router.post("/batch", response_model=BatchPredictResponse)
-def predict_batch(
-    body: BatchPredictRequest, request: Request, top_k: int = Query(3, ge=1)
-) -> BatchPredictResponse:
+def predict_batch(body: BatchPredictRequest, request: Request, top_k: TopK) -> BatchPredictResponse:
     """Categories of up to PRODCAT_API__MAX_BATCH_ITEMS listings, in the same order."""
     loaded = current_model(request)
-    predictions = predict_items(loaded, body.items, top_k_param(top_k))
+    predictions = predict_items(loaded, body.items, top_k)
     return BatchPredictResponse(predictions=predictions, model_version=loaded.version)

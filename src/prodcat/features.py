@@ -13,8 +13,9 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import TfidfVectorizer, _align_api_if_sparse
 from sklearn.pipeline import FeatureUnion
 
 TAG = re.compile(r"<[^>]+>")
@@ -85,6 +86,111 @@ class WordTokenizer:
         return tokens
 
 
+class CharTfidfVectorizer(TfidfVectorizer):
+    """TfidfVectorizer(analyzer="char") whose transform counts n-grams with numpy.
+
+    sklearn builds a Python string per character n-gram (about 850 per title), which made
+    this view most of inference time. Here every n-gram of a batch is hashed at once (a
+    64-bit polynomial hash of its code points, salted by length) and looked up in an
+    open-addressing table of the fitted vocabulary. Fitting is sklearn's own; the output is
+    the same matrix unless two n-grams share a 64-bit hash.
+    """
+
+    _PRIME = np.uint64(0x100000001B3)
+    _MIX = np.uint64(0x9E3779B97F4A7C15)
+
+    def fit(self, raw_documents, y=None) -> CharTfidfVectorizer:
+        super().fit(raw_documents, y)
+        self._index_vocabulary()
+        return self
+
+    def fit_transform(self, raw_documents, y=None):
+        result = super().fit_transform(raw_documents, y)
+        self._index_vocabulary()
+        return result
+
+    def transform(self, raw_documents):
+        if self.analyzer != "char" or not hasattr(self, "_table_ids"):
+            return super().transform(raw_documents)
+        counts = self._count_ngrams(list(raw_documents))
+        return self._tfidf.transform(_align_api_if_sparse(counts), copy=False)
+
+    def _index_vocabulary(self) -> None:
+        if self.analyzer != "char":
+            return
+        terms = list(self.vocabulary_)
+        keys = np.empty(len(terms), dtype=np.uint64)
+        for n in {len(t) for t in terms}:
+            at = [i for i, t in enumerate(terms) if len(t) == n]
+            codes = np.array([[ord(c) for c in terms[i]] for i in at], dtype=np.uint64)
+            keys[at] = self._hash_windows(codes.ravel(), n)[::n]
+        ids = np.array([self.vocabulary_[t] for t in terms], dtype=np.int64)
+        bits = max(4, int(np.ceil(np.log2(max(len(terms), 1) * 2.5))))
+        self._table_keys = np.zeros(1 << bits, dtype=np.uint64)
+        self._table_ids = np.full(1 << bits, -1, dtype=np.int64)
+        slot, pending = self._first_slot(keys), np.arange(len(keys))
+        while pending.size:  # linear probing, one round per probe step for all keys at once
+            free = self._table_ids[slot] == -1
+            taken, first = np.unique(slot[free], return_index=True)
+            winners = pending[free][first]
+            self._table_keys[taken], self._table_ids[taken] = keys[winners], ids[winners]
+            rest = np.ones(len(pending), dtype=bool)
+            rest[np.flatnonzero(free)[first]] = False
+            pending, slot = pending[rest], (slot[rest] + 1) & np.int64(len(self._table_ids) - 1)
+
+    def _first_slot(self, keys: np.ndarray) -> np.ndarray:
+        bits = int(np.log2(len(self._table_ids)))
+        with np.errstate(over="ignore"):
+            return ((keys * self._MIX) >> np.uint64(64 - bits)).astype(np.int64)
+
+    @classmethod
+    def _hash_windows(cls, codes: np.ndarray, n: int) -> np.ndarray:
+        """Salted hash of every window of n code points; len(codes) - n + 1 values."""
+        hashes = codes.copy()
+        with np.errstate(over="ignore"):
+            for k in range(1, n):
+                hashes = hashes[:-1] * cls._PRIME + codes[k:]
+            return hashes ^ (np.uint64(n) * cls._MIX)
+
+    def _lookup(self, keys: np.ndarray) -> np.ndarray:
+        """Vocabulary column of each key, -1 when unknown."""
+        found = np.full(len(keys), -1, dtype=np.int64)
+        active, slot = np.arange(len(keys)), self._first_slot(keys)
+        mask = np.int64(len(self._table_ids) - 1)
+        while active.size:
+            ids = self._table_ids[slot]
+            hit = (ids >= 0) & (self._table_keys[slot] == keys[active])
+            found[active[hit]] = ids[hit]
+            go_on = (ids >= 0) & ~hit
+            active, slot = active[go_on], (slot[go_on] + 1) & mask
+        return found
+
+    def _count_ngrams(self, docs: list[str]) -> sp.csr_matrix:
+        preprocess = self.build_preprocessor()
+        docs = [self._white_spaces.sub(" ", preprocess(d)) for d in docs]
+        lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
+        text = "".join(docs).encode("utf-32-le", "surrogatepass")
+        codes = np.frombuffer(text, dtype=np.uint32).astype(np.uint64)
+        owner = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
+        keys, owners = [], []
+        for n in range(self.ngram_range[0], min(self.ngram_range[1], len(codes)) + 1):
+            hashes = self._hash_windows(codes, n)
+            same_doc = owner[: len(hashes)] == owner[n - 1 :]
+            keys.append(hashes[same_doc])
+            owners.append(owner[: len(hashes)][same_doc])
+        n_cols = len(self.vocabulary_)
+        if keys:
+            columns, owners = self._lookup(np.concatenate(keys)), np.concatenate(owners)
+            cells = np.sort(owners[columns >= 0] * n_cols + columns[columns >= 0])
+        else:
+            cells = np.zeros(0, dtype=np.int64)
+        starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]]) if len(cells) else cells
+        unique = cells[starts]
+        counts = np.diff(np.r_[starts, len(cells)]).astype(self.dtype)
+        indptr = np.searchsorted(unique // n_cols, np.arange(len(docs) + 1))
+        return sp.csr_matrix((counts, unique % n_cols, indptr), shape=(len(docs), n_cols))
+
+
 def _columns(X) -> tuple[list[str], list[str]]:
     if isinstance(X, pd.DataFrame):
         titles = X["title"].fillna("").astype(str).tolist()
@@ -117,7 +223,7 @@ def build_tfidf(
         max_features=max_word_features, lowercase=False, token_pattern=None,
         tokenizer=WordTokenizer(tuple(stopword_languages), stem_language),
     )  # fmt: skip
-    char = TfidfVectorizer(
+    char = CharTfidfVectorizer(
         analyzer=char_analyzer, ngram_range=tuple(char_ngrams), min_df=char_min_df,
         sublinear_tf=True, max_features=max_char_features,
     )  # fmt: skip

@@ -28,6 +28,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.svm import LinearSVC
 
 from prodcat.features import ProductTextCleaner, build_tfidf
+from prodcat.inference import compact_pipeline
 
 log = logging.getLogger(__name__)
 GRIDS = Path(__file__).parent / "grids.yaml"
@@ -157,7 +158,7 @@ def search_candidates(X: pd.DataFrame, y: pd.Series, profile: str) -> SearchResu
 
 
 def fit_best(X: pd.DataFrame, y: pd.Series, result: SearchResult, profile: str) -> Pipeline:
-    """Refit the winning candidate on all the training rows."""
+    """Refit the winning candidate on all the training rows, compacted for inference."""
     config = load_profile(profile)
     reduce = next(c.get("reduce") for c in config["candidates"] if c["name"] == result.best_name)
     pipeline = build_pipeline(
@@ -165,4 +166,4 @@ def fit_best(X: pd.DataFrame, y: pd.Series, result: SearchResult, profile: str) 
     )
     pipeline.set_params(**result.best_params)
     log.info("refitting %s on %d rows with %s", result.best_name, len(X), result.best_params)
-    return pipeline.fit(X, y)
+    return compact_pipeline(pipeline.fit(X, y))

@@ -1,0 +1,95 @@
+"""Inference-speed equivalents of fitted classifiers, swapped in before a model is logged.
+
+A sigmoid-calibrated LinearSVC ensemble (CalibratedClassifierCV, cv=3) answers one row in
+about 7 ms, nearly all of it Python overhead: 3 members x 27 per-class calibrators. The
+same arithmetic as one matrix product over stacked weights costs well under a millisecond.
+The weights are float32: that halves the memory traffic of the product, which dominates
+large batches, and moves probabilities by about 1e-6. Evaluation scores the compacted model,
+so the figures the quality gate sees are those of what is served.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+class CalibratedLinearEnsemble(ClassifierMixin, BaseEstimator):
+    """Averaged per-member sigmoid-calibrated linear scores, as CalibratedClassifierCV does."""
+
+    def __init__(self, weights=None, intercepts=None, slopes=None, offsets=None, classes=None):
+        self.weights = weights  # (n_features, members * classes)
+        self.intercepts = intercepts  # (members * classes,)
+        self.slopes = slopes  # sigmoid a_, (members * classes,)
+        self.offsets = offsets  # sigmoid b_, (members * classes,)
+        self.classes = classes
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.classes
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self.weights is not None
+
+    def fit(self, X, y=None) -> CalibratedLinearEnsemble:
+        raise NotImplementedError("built from a fitted CalibratedClassifierCV, not fitted")
+
+    def decision_function(self, X) -> np.ndarray:
+        scores = X.astype(np.float32, copy=False) @ self.weights
+        return np.asarray(scores, dtype=np.float64) + self.intercepts
+
+    def predict_proba(self, X) -> np.ndarray:
+        n_classes = len(self.classes)
+        proba = expit(-(self.slopes * self.decision_function(X) + self.offsets))
+        proba = proba.reshape(proba.shape[0], -1, n_classes)
+        total = proba.sum(axis=2, keepdims=True)
+        proba = np.divide(proba, total, out=np.full_like(proba, 1 / n_classes), where=total != 0)
+        proba[(proba > 1.0) & (proba <= 1.0 + 1e-5)] = 1.0
+        return proba.mean(axis=1)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def compact_calibrated(model: CalibratedClassifierCV) -> CalibratedLinearEnsemble | None:
+    """The stacked equivalent of a sigmoid-calibrated linear ensemble; None if not one."""
+    members = getattr(model, "calibrated_classifiers_", None)
+    classes = model.classes_ if members else None
+    if not members or len(classes) < 3:
+        return None
+    weights, intercepts, slopes, offsets = [], [], [], []
+    for member in members:
+        estimator = member.estimator
+        if (
+            member.method != "sigmoid"
+            or not hasattr(estimator, "coef_")
+            or not np.array_equal(estimator.classes_, classes)
+        ):
+            return None
+        weights.append(estimator.coef_)
+        intercepts.append(np.broadcast_to(estimator.intercept_, len(classes)))
+        slopes.append([c.a_ for c in member.calibrators])
+        offsets.append([c.b_ for c in member.calibrators])
+    return CalibratedLinearEnsemble(
+        weights=np.ascontiguousarray(np.vstack(weights).T, dtype=np.float32),
+        intercepts=np.concatenate(intercepts).astype(float),
+        slopes=np.concatenate(slopes).astype(float),
+        offsets=np.concatenate(offsets).astype(float),
+        classes=np.asarray(classes),
+    )
+
+
+def compact_pipeline(pipeline: Pipeline) -> Pipeline:
+    """Swap the pipeline's classifier for its inference-speed equivalent, when it has one."""
+    compact = compact_calibrated(pipeline.steps[-1][1])
+    if compact is not None:
+        pipeline.steps[-1] = (pipeline.steps[-1][0], compact)
+        log.info("classifier compacted for inference: %s", type(compact).__name__)
+    return pipeline

@@ -110,6 +110,12 @@ class ApiSettings(BaseModel):
     max_batch_items: int = Field(default=1000, gt=0)
     reload_interval_seconds: float = Field(default=30, gt=0)
     max_top_k: int = Field(default=10, gt=0)
+    # Prediction log (for drift monitoring): a bounded queue written to PostgreSQL in batches.
+    log_predictions: bool = True
+    log_raw_text: bool = True
+    log_queue_size: int = Field(default=10_000, gt=0)
+    log_batch_size: int = Field(default=500, gt=0)
+    log_flush_seconds: float = Field(default=1.0, gt=0)
 
     @property
     def url(self) -> str:
@@ -135,7 +141,7 @@ class DataSettings(BaseModel):
 
 
 class TrainingSettings(BaseModel):
-    profile: Literal["fast", "full"] = "full"
+    profile: Literal["fast", "full", "winner"] = "full"
     f1_threshold: float = Field(default=0.7, ge=0, le=1)
     backlog_threshold: int = Field(default=10_000, ge=0)
     min_delta: float = Field(default=0.002, ge=0)

@@ -174,7 +174,13 @@ def evaluate_challenger(
     import mlflow
 
     settings = settings or get_settings()
-    X, y = load_evaluation_set(settings, load_dataset_spec(settings).name)
+    dataset = load_dataset_spec(settings).name
+    X, y = load_evaluation_set(settings, dataset)
+    if X.empty:
+        raise ValueError(
+            f"the evaluation set of {dataset} is empty: reset_data carves it "
+            "(PRODCAT_DATA__EVAL_SIZE rows); run the reset_data DAG or `prodcat data reset`"
+        )
     evaluation = evaluate_model(load_version(version, settings), X, y)
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics({f"eval_{k}": v for k, v in evaluation.metrics.items()})

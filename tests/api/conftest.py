@@ -2,40 +2,31 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from prodcat.config import Settings
 from prodcat.serving.app import create_app
 from prodcat.serving.model_store import LoadedModel, ModelUnavailable
-from prodcat.train import build_pipeline, make_estimator
 
-VOCABULARY = {
-    "10": "livre roman auteur poche edition",
-    "40": "jeu console manette playstation nintendo",
-    "2583": "piscine pompe filtration bache ronde",
-}
+from ..models import train_small_model
 
 
 @pytest.fixture(scope="session")
 def small_model() -> LoadedModel:
-    rows, labels = [], []
-    for code, words in VOCABULARY.items():
-        tokens = words.split()
-        for i in range(30):
-            rows.append({"title": f"{tokens[i % 5]} {tokens[(i + 1) % 5]} {i}", "description": ""})
-            labels.append(code)
-    pipeline = build_pipeline(make_estimator("linear_svc"), {"title_weight": 2},
-                              {"char_ngrams": (2, 4), "char_min_df": 1})  # fmt: skip
-    pipeline.fit(pd.DataFrame(rows), pd.Series(labels))
-    pipeline.category_names_ = {"10": "Livres", "40": "Jeux vidéo"}
     metadata = {"metrics": {"eval_f1_weighted": 0.9}, "created": 1_700_000_000_000}
-    return LoadedModel(pipeline, "7", "registry", metadata)
+    return LoadedModel(train_small_model(), "7", "registry", metadata)
+
+
+def settings_without_log() -> Settings:
+    # The prediction log's writes to a real database are tested in tests/integration.
+    return Settings(api={"log_predictions": False})
 
 
 @pytest.fixture
 def client(small_model) -> TestClient:
-    with TestClient(create_app(loader=lambda settings: small_model, poll=False)) as test_client:
+    app = create_app(settings_without_log(), loader=lambda settings: small_model, poll=False)
+    with TestClient(app) as test_client:
         yield test_client
 
 
@@ -44,5 +35,6 @@ def client_without_model() -> TestClient:
     def no_model(settings):
         raise ModelUnavailable("no version of prodcat-classifier has the 'champion' alias yet")
 
-    with TestClient(create_app(loader=no_model, poll=False)) as test_client:
+    app = create_app(settings_without_log(), loader=no_model, poll=False)
+    with TestClient(app) as test_client:
         yield test_client

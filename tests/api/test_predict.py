@@ -77,10 +77,12 @@ def test_non_json_and_non_utf8_bodies_get_422(client):
     headers = {"Content-Type": "application/json"}
     not_json = client.post("/predict/", content=b"title=hello", headers=headers)
     assert not_json.status_code == 422 and "json" in error_text(not_json).lower()
-    latin1 = client.post(
-        "/predict/", content='{"title": "caf\\xe9"}'.encode("latin-1"), headers=headers
-    )
+    latin1 = client.post("/predict/", content='{"title": "café"}'.encode("latin-1"),
+                         headers=headers)  # fmt: skip
     assert latin1.status_code == 422
+    assert "body must be UTF-8 encoded JSON (byte 0xe9 at position 14" in error_text(latin1)
+    bad_escape = client.post("/predict/", content=b'{"title": "caf\\xe9"}', headers=headers)
+    assert bad_escape.status_code == 422 and "json" in error_text(bad_escape).lower()
 
 
 def test_top_k_over_the_limit_is_refused(client):

@@ -12,6 +12,8 @@ from prodcat.config import get_settings
 from prodcat.serving.app import create_app
 from prodcat.serving.model_store import LoadedModel
 
+from .conftest import settings_without_log
+
 
 class MovingAlias:
     """Stands for the registry: which version the alias names, and loading it (slowly)."""
@@ -30,7 +32,7 @@ class MovingAlias:
 def test_a_swap_under_load_fails_no_request(small_model):
     newer = LoadedModel(copy.deepcopy(small_model.model), "8", "registry", small_model.metadata)
     alias = MovingAlias({"7": small_model, "8": newer})
-    app = create_app(loader=alias.load, probe=alias.probe, poll=False)
+    app = create_app(settings_without_log(), loader=alias.load, probe=alias.probe, poll=False)
     answers, failures, stop = [], [], threading.Event()
 
     with TestClient(app) as client:

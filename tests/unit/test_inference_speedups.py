@@ -72,3 +72,18 @@ def test_only_sigmoid_multiclass_linear_ensembles_are_compacted():
     assert compact_calibrated(binary) is None
     assert compact_calibrated(LinearSVC().fit(X, three)) is None
     assert compact_calibrated(CalibratedClassifierCV(LinearSVC(), cv=3).fit(X, three)) is not None
+
+
+def test_text_views_give_what_feature_union_gives():
+    from sklearn.pipeline import FeatureUnion
+
+    from prodcat.features import build_tfidf
+
+    views = build_tfidf(char_ngrams=(2, 3), char_min_df=1).fit(UNSEEN)
+    union = FeatureUnion(views.transformer_list)
+    assert abs(views.transform(UNSEEN) - union.transform(UNSEEN)).max() == 0
+    weighted = build_tfidf(char_ngrams=(2, 3), char_min_df=1).set_params(
+        transformer_weights={"char": 0.5}
+    )
+    expected = FeatureUnion(weighted.transformer_list, transformer_weights={"char": 0.5})
+    assert abs(weighted.fit(UNSEEN).transform(TRAIN) - expected.transform(TRAIN)).max() == 0

@@ -7,6 +7,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -116,6 +117,24 @@ evaluation_set = Table(
     Column("image_path", Text),
     Column("source_row", Integer, nullable=False),
     UniqueConstraint("dataset", "source_row", name="uq_eval_source_row"),
+)
+
+# Written by the API in the background; read by drift detection. reset_data leaves it alone:
+# it records what the served models saw, not the catalogue.
+prediction_log = Table(
+    "prediction_log",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("predicted_at", DateTime(timezone=True), nullable=False),
+    Column("model_version", Text, nullable=False),
+    Column("category_code", Text, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("title_chars", Integer, nullable=False),
+    Column("description_chars", Integer, nullable=False),
+    Column("input_hash", Text, nullable=False),
+    Column("title", Text),  # raw text only when PRODCAT_API__LOG_RAW_TEXT is on
+    Column("description", Text),
+    Index("ix_prediction_log_predicted_at", "predicted_at"),
 )
 
 # What reset_data empties, children first.

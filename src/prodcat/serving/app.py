@@ -5,16 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from prodcat import __version__
 from prodcat.config import Settings, get_settings
 from prodcat.serving import metrics
+from prodcat.serving.middleware import RequestMetricsMiddleware
 from prodcat.serving.model_store import LoadedModel, ModelUnavailable, load_champion
+from prodcat.serving.openapi import document_limits
+from prodcat.serving.prediction_log import PredictionLogWriter
+from prodcat.serving.predictor import PredictionBatcher
 from prodcat.serving.reloader import ModelReloader, probe_champion_version
 from prodcat.serving.routes import admin, health, model, predict
 from prodcat.serving.routes import metrics as metrics_routes
@@ -49,10 +55,19 @@ def create_app(
         app.state.models = state
         app.state.reloader = ModelReloader(state, settings, loader, probe)
         metrics.MODEL_LOADED.set(1 if state.current else 0)
-        poller = asyncio.create_task(app.state.reloader.run_forever()) if poll else None
+        writer = PredictionLogWriter(settings) if settings.api.log_predictions else None
+        if writer:
+            writer.start()
+        app.state.prediction_sink = writer.submit if writer else None
+        app.state.batcher = PredictionBatcher(app.state.prediction_sink)
+        tasks = [asyncio.create_task(app.state.batcher.run_forever())]
+        if poll:
+            tasks.append(asyncio.create_task(app.state.reloader.run_forever()))
         yield
-        if poller:
-            poller.cancel()
+        for task in tasks:
+            task.cancel()
+        if writer:
+            await asyncio.to_thread(writer.stop)
 
     app = FastAPI(
         title="prodcat",
@@ -68,15 +83,19 @@ def create_app(
         metrics_routes.router,
     ):
         app.include_router(router)
+    document_limits(app, settings)
 
-    @app.middleware("http")
-    async def record_metrics(request: Request, call_next) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.LATENCY.labels(path).observe(time.perf_counter() - started)
-        metrics.REQUESTS.labels(path, request.method, str(response.status_code)).inc()
-        return response
+    @app.exception_handler(HTTPException)
+    async def explain_undecodable_body(request: Request, error: HTTPException) -> Response:
+        # FastAPI answers a non-UTF-8 JSON body with a bare 400; say what is wrong, like a 422.
+        cause = error.__cause__
+        if error.status_code == 400 and isinstance(cause, UnicodeDecodeError):
+            message = (f"body must be UTF-8 encoded JSON (byte 0x{cause.object[cause.start]:02x} "
+                       f"at position {cause.start} is not UTF-8)")  # fmt: skip
+            detail = [{"type": "utf8_invalid", "loc": ["body"], "msg": message, "input": None}]
+            return JSONResponse({"detail": detail}, status_code=422)
+        return await http_exception_handler(request, error)
+
+    app.add_middleware(RequestMetricsMiddleware)
 
     return app

@@ -23,3 +23,21 @@ CONFIDENCE = Histogram(
 MODEL_INFO = Gauge("prodcat_api_model_info", "The served model version", ["version", "source"])
 RELOADS = Counter("prodcat_api_model_reloads_total", "Model versions swapped in")
 RELOAD_FAILURES = Counter("prodcat_api_model_reload_failures_total", "Failed model reloads")
+PREDICTION_LOGS_WRITTEN = Counter(
+    "prodcat_api_prediction_logs_written_total", "Prediction records written to PostgreSQL"
+)
+PREDICTION_LOGS_DROPPED = Counter(
+    "prodcat_api_prediction_logs_dropped_total",
+    "Prediction records dropped because the log queue was full (database down or slow)",
+)
+PREDICTION_LOG_WRITE_FAILURES = Counter(
+    "prodcat_api_prediction_log_write_failures_total", "Failed prediction-log batch writes"
+)
+PREDICTION_LOG_QUEUE = Gauge(
+    "prodcat_api_prediction_log_queue_depth", "Prediction records waiting to be written"
+)
+BATCH_SIZE = Histogram(
+    "prodcat_api_model_batch_size",
+    "Items per model call (single predictions are coalesced)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000),
+)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prodcat.config import get_settings
+
+# Some character that is not whitespace, by Python's and by JSON Schema's (ECMAScript) rules
+# alike, so the spec and the check agree on what "blank" is.
+NON_BLANK = r"[^\s\u001c-\u001f\u0085\ufeff]"
+
+
+class ErrorResponse(BaseModel):
+    detail: str
 
 
 class HealthResponse(BaseModel):
@@ -38,7 +47,7 @@ class PredictRequest(BaseModel):
     @field_validator("title")
     @classmethod
     def _title_present_and_short(cls, value: str) -> str:
-        if not value.strip():
+        if not re.search(NON_BLANK, value):
             raise ValueError("title must not be blank")
         limit = get_settings().data.max_title_chars
         if len(value) > limit:

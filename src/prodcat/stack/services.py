@@ -193,6 +193,8 @@ def build_api(settings: Settings, paths: StackPaths, env: dict[str, str]) -> Ser
         "--host", cfg.host, "--port", str(cfg.port),
         "--workers", str(cfg.workers),
         "--app-dir", str(paths.root),
+        # Per-request lines would cost more than a prediction; /metrics counts every request.
+        "--no-access-log",
     ]  # fmt: skip
     return Service(
         name="api",

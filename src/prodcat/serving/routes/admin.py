@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from prodcat.config import get_settings
+from prodcat.serving.schemas import ErrorResponse
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 bearer = HTTPBearer(auto_error=False)
@@ -29,7 +30,12 @@ def require_admin(
                             headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
 
 
-@router.post("/reload", response_model=ReloadResponse, dependencies=[Depends(require_admin)])
+@router.post(
+    "/reload",
+    response_model=ReloadResponse,
+    dependencies=[Depends(require_admin)],
+    responses={401: {"model": ErrorResponse, "description": "Missing or wrong bearer token"}},
+)
 async def reload_model(request: Request) -> ReloadResponse:
     """Load the registry's champion now (off the request path of predictions)."""
     reloaded = await request.app.state.reloader.reload_if_changed(force=True)

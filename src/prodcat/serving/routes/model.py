@@ -5,12 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from prodcat.serving.routes.predict import current_model
-from prodcat.serving.schemas import ModelInfoResponse
+from prodcat.serving.schemas import ErrorResponse, ModelInfoResponse
 
 router = APIRouter(tags=["model"])
 
 
-@router.get("/model", response_model=ModelInfoResponse)
+@router.get(
+    "/model",
+    response_model=ModelInfoResponse,
+    responses={503: {"model": ErrorResponse, "description": "No model is loaded yet"}},
+)
 def get_model(request: Request) -> ModelInfoResponse:
     """Version, source, training date, evaluation metrics and classes of the served model."""
     loaded = current_model(request)

@@ -1,0 +1,181 @@
+"""Load on the real prediction API, serving a champion trained on the shared Rakuten data.
+
+What it does, all through the package and the real services (own state directory, ports +600):
+1. starts PostgreSQL, S3 and MLflow, ingests the whole designations file batch by batch;
+2. trains with the `winner` profile (the full search's best configuration), evaluates,
+   gates and promotes it, exactly as ml_pipeline does;
+3. starts the API as the stack runs it (uvicorn, PRODCAT_API__WORKERS workers);
+4. drives closed-loop load with wrk on 127.0.0.1: single-item POST /predict/ at concurrency
+   1, 16 and 64, rotating over 2,000 real titles; then times 1,000-item /predict/batch calls;
+5. prints throughput, p50/p95/p99 latency, the batch latency and the server's resident memory.
+
+Usage: python benchmarks/api_load.py [--seconds 20] [--keep]   (needs `wrk`: apt-get install wrk)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.conftest import port_overrides  # noqa: E402  (shares the port-shifting helper)
+
+STATE = Path(tempfile.mkdtemp(prefix="prodcat-api-bench-"))
+STATE.chmod(0o755)
+os.environ.update(port_overrides(600))
+os.environ.update({"PRODCAT_STATE_DIR": str(STATE), "PRODCAT_TRAINING__PROFILE": "winner",
+                   "PRODCAT_API__LOG_RAW_TEXT": "true"})  # fmt: skip
+
+import httpx  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from prodcat.config import get_settings  # noqa: E402
+from prodcat.logging_setup import configure_logging  # noqa: E402
+
+WRK_SCRIPT = """
+local bodies = {}
+for line in io.lines("%(bodies)s") do bodies[#bodies + 1] = line end
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i %% #bodies + 1
+  return wrk.format(nil, "/predict/", nil, bodies[i])
+end
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.status + summary.errors.timeout
+  io.write(string.format('{"requests": %%d, "seconds": %%f, "errors": %%d, "p50": %%f,'
+    .. ' "p95": %%f, "p99": %%f, "max": %%f}\\n', summary.requests, summary.duration / 1e6,
+    errors, latency:percentile(50) / 1e3, latency:percentile(95) / 1e3,
+    latency:percentile(99) / 1e3, latency.max / 1e3))
+end
+"""
+
+
+def cli(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "prodcat.cli", *args], cwd=ROOT, check=True,
+                   capture_output=True)  # fmt: skip
+
+
+def train_champion() -> dict:
+    from prodcat.data.ingest import ingest_next_batch
+    from prodcat.data.reset import reset_data
+    from prodcat.retrain import (
+        evaluate_challenger,
+        gate_version,
+        promote_if_approved,
+        train_challenger,
+    )
+
+    date, batches = datetime(2026, 1, 1, tzinfo=UTC), 0
+    reset_data(confirm=True)  # carves the evaluation set
+    while not ingest_next_batch(f"bench-{batches}", date).exhausted:
+        batches += 1
+    started = time.perf_counter()
+    trained = train_challenger(date)
+    metrics = evaluate_challenger(trained["run_id"], trained["version"])
+    champion = promote_if_approved(gate_version(trained["version"]))
+    return {"batches": batches, "version": champion, "train_s": time.perf_counter() - started,
+            "eval_f1": metrics["f1_weighted"]}  # fmt: skip
+
+
+def real_titles(limit: int) -> list[dict]:
+    from prodcat.data.dataset import iter_source, load_dataset_spec
+
+    settings = get_settings()
+    rows = pd.concat(list(iter_source(load_dataset_spec(settings), settings.data.raw_dir)))
+    sample = rows.sample(limit, random_state=7)
+    descriptions = sample["description"].fillna("")
+    return [{"title": t, "description": d or None}
+            for t, d in zip(sample["title"], descriptions, strict=True)]  # fmt: skip
+
+
+def run_wrk(url: str, bodies: Path, connections: int, seconds: int) -> dict:
+    script = bodies.with_suffix(".lua")
+    script.write_text(WRK_SCRIPT % {"bodies": bodies})
+    out = subprocess.run(
+        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency",
+         "-s", str(script), url],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    result = json.loads(out.strip().splitlines()[-1])
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
+
+
+def time_batches(url: str, items: list[dict], runs: int = 20) -> list[float]:
+    timings = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(runs + 2):
+            started = time.perf_counter()
+            response = client.post("/predict/batch", json={"items": items})
+            elapsed = time.perf_counter() - started
+            response.raise_for_status()
+            assert len(response.json()["predictions"]) == len(items)
+            timings.append(elapsed * 1000)
+    return timings[2:]  # the first calls warm the caches
+
+
+def server_rss_mib() -> float:
+    from prodcat.stack.process import ProcessRecord
+
+    record = ProcessRecord.load(STATE / "run" / "api.pid")
+    proc = record.process() if record else None
+    tree = [proc, *proc.children(recursive=True)] if proc else []
+    return sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=20, help="per concurrency level")
+    parser.add_argument("--keep", action="store_true", help="leave the services running")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+    configure_logging("INFO")
+    settings = get_settings()
+    print(f"state {STATE}; API workers: {settings.api.workers}", flush=True)
+    try:
+        cli("stack", "up", "postgres", "s3", "mlflow")
+        trained = train_champion()
+        print(f"champion v{trained['version']}: {trained['batches']} batches ingested, "
+              f"trained in {trained['train_s']:.0f} s, eval F1 {trained['eval_f1']:.4f}",
+              flush=True)  # fmt: skip
+        cli("stack", "up", "api")
+        url = settings.api.url
+        items = real_titles(2000)
+        bodies = STATE / "bodies.jsonl"
+        bodies.write_text("\n".join(json.dumps(i, ensure_ascii=False) for i in items) + "\n")
+        run_wrk(url, bodies, 16, 5)  # warm-up
+        print(f"{'concurrency':>11} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+              f"{'max ms':>8} {'errors':>7}")  # fmt: skip
+        for connections in (1, 16, 64):
+            r = run_wrk(url, bodies, connections, args.seconds)
+            print(f"{connections:>11} {r['rps']:8.0f} {r['p50']:8.2f} {r['p95']:8.2f} "
+                  f"{r['p99']:8.2f} {r['max']:8.2f} {r['errors']:7d}", flush=True)  # fmt: skip
+        timings = time_batches(url, items[:1000])
+        print(
+            f"1,000-item /predict/batch over {len(timings)} calls: median "
+            f"{statistics.median(timings):.0f} ms, p95 "
+            f"{statistics.quantiles(timings, n=20)[-1]:.0f} ms, max {max(timings):.0f} ms"
+        )
+        print(f"API resident memory (all workers): {server_rss_mib():.0f} MiB")
+    finally:
+        if not args.keep:
+            cli("stack", "down")
+            shutil.rmtree(STATE, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""The prediction log: every prediction goes to PostgreSQL in batches, off the request path.
+
+Requests only put a record on a bounded queue (never blocking). One writer thread drains
+it in batches. When the database is down the writer keeps its batch and retries with
+backoff; the queue buffers what comes meanwhile, and what does not fit is dropped and
+counted. When the database returns, the buffered records are written: that is the catch-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert
+
+from prodcat.config import Settings
+from prodcat.db.schema import prediction_log
+from prodcat.serving import metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    predicted_at: datetime
+    model_version: str
+    category_code: str
+    confidence: float
+    title: str
+    description: str
+
+    def row(self, raw_text: bool) -> dict:
+        """The prediction_log row; the text itself only when raw_text is on."""
+        return {
+            "predicted_at": self.predicted_at,
+            "model_version": self.model_version,
+            "category_code": self.category_code,
+            "confidence": self.confidence,
+            "title_chars": len(self.title),
+            "description_chars": len(self.description),
+            "input_hash": hash_input(self.title, self.description),
+            "title": self.title if raw_text else None,
+            "description": self.description if raw_text else None,
+        }
+
+
+def hash_input(title: str, description: str) -> str:
+    """SHA-256 of the input, to count repeats and join with other logs without the text."""
+    data = f"{title}\x1f{description}".encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()
+
+
+class PredictionLogWriter:
+    """A bounded queue of prediction records and the thread that writes them in batches."""
+
+    def __init__(self, settings: Settings, engine_factory=None):
+        cfg = settings.api
+        self.raw_text = cfg.log_raw_text
+        self.batch_size = cfg.log_batch_size
+        self.flush_seconds = cfg.log_flush_seconds
+        self.queue: queue.Queue[PredictionRecord] = queue.Queue(maxsize=cfg.log_queue_size)
+        self._engine_factory = engine_factory or (lambda: _log_engine(settings))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, records: list[PredictionRecord]) -> None:
+        """Queue records for writing; never blocks. What does not fit is dropped and counted."""
+        for record in records:
+            try:
+                self.queue.put_nowait(record)
+            except queue.Full:
+                metrics.PREDICTION_LOGS_DROPPED.inc()
+        metrics.PREDICTION_LOG_QUEUE.set(self.queue.qsize())
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Flush what is queued (for at most timeout seconds), then stop."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        engine, backoff, failing = self._engine_factory(), 0.5, False
+        while True:
+            batch = self._take_batch()
+            if not batch and self._stop.is_set():
+                return
+            while batch:
+                try:
+                    with engine.begin() as conn:
+                        conn.execute(insert(prediction_log), [r.row(self.raw_text) for r in batch])
+                except Exception as error:  # the database is down: keep the batch, retry
+                    metrics.PREDICTION_LOG_WRITE_FAILURES.inc()
+                    if not failing:
+                        log.warning("prediction log: cannot write (%s); buffering", error)
+                    failing = True
+                    if self._stop.wait(backoff):
+                        return  # shutting down with the database away: the batch is lost
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                metrics.PREDICTION_LOGS_WRITTEN.inc(len(batch))
+                if failing:
+                    log.info("prediction log: database is back, catching up")
+                batch, backoff, failing = [], 0.5, False
+            metrics.PREDICTION_LOG_QUEUE.set(self.queue.qsize())
+
+    def _take_batch(self) -> list[PredictionRecord]:
+        """Up to batch_size records, waiting at most flush_seconds for the first."""
+        deadline = time.monotonic() + self.flush_seconds
+        batch: list[PredictionRecord] = []
+        while len(batch) < self.batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or (self._stop.is_set() and self.queue.empty()):
+                break
+            try:
+                batch.append(self.queue.get(timeout=min(remaining, 0.1)))
+            except queue.Empty:
+                continue
+        return batch
+
+
+def _log_engine(settings: Settings):
+    from sqlalchemy import create_engine
+
+    # Its own small pool with a short connect timeout: a down database must fail fast here.
+    return create_engine(
+        settings.postgres.url("app"),
+        pool_pre_ping=True,
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"connect_timeout": 3},
+    )

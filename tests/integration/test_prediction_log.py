@@ -1,0 +1,99 @@
+"""The prediction log against a real PostgreSQL that goes away and comes back.
+
+The test has its own PostgreSQL (own port and state directory), so stopping it does not
+disturb the session's stack.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+from sqlalchemy import create_engine, func, select
+
+from prodcat.config import Settings
+from prodcat.db.schema import prediction_log
+from prodcat.serving.app import create_app
+from prodcat.serving.model_store import LoadedModel
+from prodcat.stack import Stack
+
+from ..models import train_small_model
+
+pytestmark = pytest.mark.integration
+
+
+def counter(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+def wait_for(condition, timeout: float = 30.0, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+@pytest.fixture(scope="module")
+def own_postgres(tmp_path_factory, settings):
+    state = tmp_path_factory.mktemp("prediction-log-pg")
+    state.chmod(0o755)
+    own = Settings(
+        state_dir=state,
+        postgres={"port": settings.postgres.port + 250},
+        api={"log_queue_size": 20, "log_batch_size": 5, "log_flush_seconds": 0.2},
+    )
+    stack = Stack(own)
+    stack.up(["postgres"])  # creates the roles and databases, applies the migrations
+    engine = create_engine(own.postgres.url("app"), pool_pre_ping=True)
+    yield own, stack, engine
+    engine.dispose()
+    stack.down(["postgres"])
+
+
+def logged_rows(engine) -> int:
+    try:
+        with engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(prediction_log)).scalar_one()
+    except Exception:
+        return -1
+
+
+def test_predictions_are_logged_and_served_while_the_database_is_down(own_postgres):
+    own, stack, engine = own_postgres
+    model = LoadedModel(train_small_model(), "7", "registry", {})
+    app = create_app(own, loader=lambda s: model, poll=False)
+    dropped_before = counter("prodcat_api_prediction_logs_dropped_total")
+
+    with TestClient(app) as client:
+        for i in range(5):
+            response = client.post("/predict/", json={"title": f"console manette {i}",
+                                                      "description": "<b>neuve</b>"})  # fmt: skip
+            assert response.status_code == 200
+        wait_for(lambda: logged_rows(engine) == 5, message="the first 5 records")
+        with engine.connect() as conn:
+            row = conn.execute(select(prediction_log).limit(1)).mappings().one()
+        assert row["model_version"] == "7" and row["category_code"] == "40"
+        assert 0 < row["confidence"] <= 1 and len(row["input_hash"]) == 64
+        assert row["title"].startswith("console manette") and row["description_chars"] == 13
+
+        engine.dispose()
+        stack.down(["postgres"])
+        for i in range(60):
+            response = client.post("/predict/", json={"title": f"piscine ronde {i}"})
+            assert response.status_code == 200, response.text  # served with the database down
+        dropped = counter("prodcat_api_prediction_logs_dropped_total") - dropped_before
+        # 20 fit in the queue and the writer holds one batch of 5; the rest is dropped.
+        assert dropped >= 60 - 20 - 5
+        metrics = client.get("/metrics").text
+        assert "prodcat_api_prediction_logs_dropped_total" in metrics
+
+        stack.up(["postgres"])
+        expected = 5 + 60 - int(dropped)
+        wait_for(lambda: logged_rows(engine) == expected, timeout=60, message="the catch-up")
+        assert client.post("/predict/", json={"title": "roman poche"}).status_code == 200
+    assert logged_rows(engine) == expected + 1  # flushed at shutdown

@@ -1,4 +1,8 @@
-"""Every Prometheus metric the API exposes, in one place."""
+"""Every Prometheus metric the API exposes, in one place.
+
+With several uvicorn workers (PROMETHEUS_MULTIPROC_DIR set), counters and histograms are
+summed over workers; each gauge says how it combines them.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +17,21 @@ LATENCY = Histogram(
     ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
-MODEL_LOADED = Gauge("prodcat_api_model_loaded", "1 when a model is loaded and serving")
+MODEL_LOADED = Gauge(
+    "prodcat_api_model_loaded", "1 when every worker has a model loaded", multiprocess_mode="min"
+)
 PREDICTIONS = Counter("prodcat_api_predictions_total", "Predictions by category", ["category"])
 CONFIDENCE = Histogram(
     "prodcat_api_prediction_confidence",
     "Confidence of the top category",
     buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
 )
-MODEL_INFO = Gauge("prodcat_api_model_info", "The served model version", ["version", "source"])
+MODEL_INFO = Gauge(
+    "prodcat_api_model_info",
+    "1 for each model version some worker serves",
+    ["version", "source"],
+    multiprocess_mode="max",
+)
 RELOADS = Counter("prodcat_api_model_reloads_total", "Model versions swapped in")
 RELOAD_FAILURES = Counter("prodcat_api_model_reload_failures_total", "Failed model reloads")
 PREDICTION_LOGS_WRITTEN = Counter(
@@ -34,7 +45,9 @@ PREDICTION_LOG_WRITE_FAILURES = Counter(
     "prodcat_api_prediction_log_write_failures_total", "Failed prediction-log batch writes"
 )
 PREDICTION_LOG_QUEUE = Gauge(
-    "prodcat_api_prediction_log_queue_depth", "Prediction records waiting to be written"
+    "prodcat_api_prediction_log_queue_depth",
+    "Prediction records waiting to be written",
+    multiprocess_mode="livesum",
 )
 BATCH_SIZE = Histogram(
     "prodcat_api_model_batch_size",

@@ -61,7 +61,8 @@ class ModelReloader:
             metrics.RELOADS.inc()
             metrics.MODEL_LOADED.set(1)
             if previous is not None:
-                metrics.MODEL_INFO.remove(previous.version, previous.source)
+                # Set to 0 rather than removed: with several workers the value lives in a file.
+                metrics.MODEL_INFO.labels(previous.version, previous.source).set(0)
             metrics.MODEL_INFO.labels(loaded.version, loaded.source).set(1)
             log.info("now serving version %s (was %s)", loaded.version,
                      previous.version if previous else None)  # fmt: skip

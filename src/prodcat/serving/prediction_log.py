@@ -58,13 +58,13 @@ def hash_input(title: str, description: str) -> str:
 class PredictionLogWriter:
     """A bounded queue of prediction records and the thread that writes them in batches."""
 
-    def __init__(self, settings: Settings, engine_factory=None):
+    def __init__(self, settings: Settings):
         cfg = settings.api
         self.raw_text = cfg.log_raw_text
         self.batch_size = cfg.log_batch_size
         self.flush_seconds = cfg.log_flush_seconds
         self.queue: queue.Queue[PredictionRecord] = queue.Queue(maxsize=cfg.log_queue_size)
-        self._engine_factory = engine_factory or (lambda: _log_engine(settings))
+        self._settings = settings
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -75,7 +75,6 @@ class PredictionLogWriter:
                 self.queue.put_nowait(record)
             except queue.Full:
                 metrics.PREDICTION_LOGS_DROPPED.inc()
-        metrics.PREDICTION_LOG_QUEUE.set(self.queue.qsize())
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
@@ -88,7 +87,7 @@ class PredictionLogWriter:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        engine, backoff, failing = self._engine_factory(), 0.5, False
+        engine, backoff, failing = _log_engine(self._settings), 0.5, False
         while True:
             batch = self._take_batch()
             if not batch and self._stop.is_set():
@@ -99,6 +98,7 @@ class PredictionLogWriter:
                         conn.execute(insert(prediction_log), [r.row(self.raw_text) for r in batch])
                 except Exception as error:  # the database is down: keep the batch, retry
                     metrics.PREDICTION_LOG_WRITE_FAILURES.inc()
+                    metrics.PREDICTION_LOG_QUEUE.set(self.queue.qsize())
                     if not failing:
                         log.warning("prediction log: cannot write (%s); buffering", error)
                     failing = True

@@ -48,10 +48,11 @@ def predict_items(
         )  # fmt: skip
         metrics.PREDICTIONS.labels(top[0].category_code).inc()
         metrics.CONFIDENCE.observe(top[0].confidence)
-        records.append(
-            PredictionRecord(now, loaded.version, top[0].category_code, top[0].confidence,
-                             item.title, item.description or "")
-        )  # fmt: skip
+        if sink is not None:
+            records.append(
+                PredictionRecord(now, loaded.version, top[0].category_code, top[0].confidence,
+                                 item.title, item.description or "")
+            )  # fmt: skip
     if sink is not None:
         sink(records)
     return results

@@ -9,7 +9,9 @@ What it does, all through the package and the real services (own state directory
    1, 16 and 64, rotating over 2,000 real titles; then times 1,000-item /predict/batch calls;
 5. prints throughput, p50/p95/p99 latency, the batch latency and the server's resident memory.
 
-Usage: python benchmarks/api_load.py [--seconds 20] [--keep]   (needs `wrk`: apt-get install wrk)
+Usage: python benchmarks/api_load.py [--seconds 20] [--keep] [--state DIR]
+(needs `wrk`: apt-get install wrk). With --state, the directory is kept and a later run with
+the same directory serves the champion already in it instead of training again.
 """
 
 from __future__ import annotations
@@ -30,11 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tests.conftest import port_overrides  # noqa: E402  (shares the port-shifting helper)
 
-STATE = Path(tempfile.mkdtemp(prefix="prodcat-api-bench-"))
-STATE.chmod(0o755)
 os.environ.update(port_overrides(600))
-os.environ.update({"PRODCAT_STATE_DIR": str(STATE), "PRODCAT_TRAINING__PROFILE": "winner",
-                   "PRODCAT_API__LOG_RAW_TEXT": "true"})  # fmt: skip
+os.environ.update({"PRODCAT_TRAINING__PROFILE": "winner", "PRODCAT_API__LOG_RAW_TEXT": "true"})
 
 import httpx  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -127,10 +126,10 @@ def time_batches(url: str, items: list[dict], runs: int = 20) -> list[float]:
     return timings[2:]  # the first calls warm the caches
 
 
-def server_rss_mib() -> float:
+def server_rss_mib(state: Path) -> float:
     from prodcat.stack.process import ProcessRecord
 
-    record = ProcessRecord.load(STATE / "run" / "api.pid")
+    record = ProcessRecord.load(state / "run" / "api.pid")
     proc = record.process() if record else None
     tree = [proc, *proc.children(recursive=True)] if proc else []
     return sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20
@@ -140,22 +139,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=20, help="per concurrency level")
     parser.add_argument("--keep", action="store_true", help="leave the services running")
+    parser.add_argument("--state", type=Path, help="a state directory kept between runs")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
+    state = prepare_state(args.state)
     configure_logging("INFO")
     settings = get_settings()
-    print(f"state {STATE}; API workers: {settings.api.workers}", flush=True)
+    print(f"state {state}; API workers: {settings.api.workers}", flush=True)
     try:
         cli("stack", "up", "postgres", "s3", "mlflow")
-        trained = train_champion()
-        print(f"champion v{trained['version']}: {trained['batches']} batches ingested, "
-              f"trained in {trained['train_s']:.0f} s, eval F1 {trained['eval_f1']:.4f}",
-              flush=True)  # fmt: skip
+        report_champion()
         cli("stack", "up", "api")
         url = settings.api.url
         items = real_titles(2000)
-        bodies = STATE / "bodies.jsonl"
+        bodies = state / "bodies.jsonl"
         bodies.write_text("\n".join(json.dumps(i, ensure_ascii=False) for i in items) + "\n")
         run_wrk(url, bodies, 16, 5)  # warm-up
         print(f"{'concurrency':>11} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
@@ -170,11 +168,35 @@ def main() -> None:
             f"{statistics.median(timings):.0f} ms, p95 "
             f"{statistics.quantiles(timings, n=20)[-1]:.0f} ms, max {max(timings):.0f} ms"
         )
-        print(f"API resident memory (all workers): {server_rss_mib():.0f} MiB")
+        print(f"API resident memory (all workers): {server_rss_mib(state):.0f} MiB")
     finally:
         if not args.keep:
             cli("stack", "down")
-            shutil.rmtree(STATE, ignore_errors=True)
+            if not args.state:
+                shutil.rmtree(state, ignore_errors=True)
+
+
+def prepare_state(path: Path | None) -> Path:
+    """The state directory (a fresh temporary one unless given), traversable by postgres."""
+    state = path.resolve() if path else Path(tempfile.mkdtemp(prefix="prodcat-api-bench-"))
+    state.mkdir(parents=True, exist_ok=True)
+    state.chmod(0o755)
+    os.environ["PRODCAT_STATE_DIR"] = str(state)
+    return state
+
+
+def report_champion() -> None:
+    """Train and promote a champion, unless the state directory already has one."""
+    from prodcat.registry import get_alias_version
+
+    champion = get_alias_version("champion")
+    if champion is not None:
+        print(f"champion v{champion.version} already in the state directory", flush=True)
+        return
+    trained = train_champion()
+    print(f"champion v{trained['version']}: {trained['batches']} batches ingested, "
+          f"trained in {trained['train_s']:.0f} s, eval F1 {trained['eval_f1']:.4f}",
+          flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from prodcat.config import Settings
 from prodcat.db.schema import prediction_log
 from prodcat.serving.app import create_app
 from prodcat.serving.model_store import LoadedModel
+from prodcat.serving.prediction_log import hash_input
 from prodcat.stack import Stack
 
 from ..models import train_small_model
@@ -106,3 +107,34 @@ def test_predictions_are_logged_and_served_while_the_database_is_down(own_postgr
         wait_for(lambda: logged_rows(engine) == expected, timeout=60, message="the catch-up")
         assert client.post("/predict/", json={"title": "roman poche"}).status_code == 200
     assert logged_rows(engine) == expected + 1  # flushed at shutdown
+
+
+def test_awkward_text_is_stored_exactly_and_never_blocks_the_log(own_postgres):
+    own, _, engine = own_postgres
+    model = LoadedModel(train_small_model(), "8", "registry", {})
+    with engine.connect() as conn:
+        before = conn.execute(select(func.coalesce(func.max(prediction_log.c.id), 0))).scalar_one()
+    dropped_before = counter("prodcat_api_prediction_logs_dropped_total")
+    titles = ["tab\there, new\nline, back\\slash\r", "\\N", "nul\x00byte", "déjà vu 🎮 ½"]
+    with TestClient(create_app(own, loader=lambda s: model, poll=False)) as client:
+        for title in titles:
+            assert client.post("/predict/", json={"title": title}).status_code == 200
+        lone_surrogate = b'{"title": "lone \\ud800 surrogate", "description": "x"}'
+        response = client.post("/predict/", content=lone_surrogate,
+                               headers={"Content-Type": "application/json"})  # fmt: skip
+        assert response.status_code == 200, response.text
+    private = own.model_copy(update={"api": own.api.model_copy(update={"log_raw_text": False})})
+    with TestClient(create_app(private, loader=lambda s: model, poll=False)) as client:
+        assert client.post("/predict/", json={"title": "secret"}).status_code == 200
+
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(prediction_log).where(prediction_log.c.id > before).order_by("id")
+        ).mappings().all()  # fmt: skip
+    stored = [r["title"] for r in rows]
+    expected = [*titles[:2], "nul\ufffdbyte", titles[3], "lone \ufffd surrogate", None]
+    assert stored == expected
+    assert [r["title_chars"] for r in rows] == [len(t) for t in titles] + [16, 6]
+    assert [r["description"] for r in rows] == ["", "", "", "", "x", None]
+    assert rows[-1]["input_hash"] == hash_input("secret", "")
+    assert counter("prodcat_api_prediction_logs_dropped_total") == dropped_before

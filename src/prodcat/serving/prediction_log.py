@@ -4,25 +4,37 @@ Requests only put a record on a bounded queue (never blocking). One writer threa
 it in batches. When the database is down the writer keeps its batch and retries with
 backoff; the queue buffers what comes meanwhile, and what does not fit is dropped and
 counted. When the database returns, the buffered records are written: that is the catch-up.
+Rows go in with COPY: at hundreds of predictions a second, a parameterised INSERT cost the
+writer thread (and so the request threads sharing its interpreter) several times more.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert
+import psycopg2
+from sqlalchemy import exc
 
 from prodcat.config import Settings
-from prodcat.db.schema import prediction_log
 from prodcat.serving import metrics
 
 log = logging.getLogger(__name__)
+SURROGATE = re.compile("[\ud800-\udfff]")
+COLUMNS = ("predicted_at", "model_version", "category_code", "confidence", "title_chars",
+           "description_chars", "input_hash", "title", "description")  # fmt: skip
+COPY_SQL = f"COPY prediction_log ({', '.join(COLUMNS)}) FROM STDIN"
+# The database is away (or the connection broke): keep the batch and retry. Anything else
+# is about the rows themselves, and retrying them would block the log for good.
+TRANSIENT = (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError,
+             psycopg2.OperationalError, psycopg2.InterfaceError)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -34,19 +46,29 @@ class PredictionRecord:
     title: str
     description: str
 
-    def row(self, raw_text: bool) -> dict:
-        """The prediction_log row; the text itself only when raw_text is on."""
-        return {
-            "predicted_at": self.predicted_at,
-            "model_version": self.model_version,
-            "category_code": self.category_code,
-            "confidence": self.confidence,
-            "title_chars": len(self.title),
-            "description_chars": len(self.description),
-            "input_hash": hash_input(self.title, self.description),
-            "title": self.title if raw_text else None,
-            "description": self.description if raw_text else None,
-        }
+    def copy_line(self, raw_text: bool) -> str:
+        """The prediction_log row as a line of COPY text; the text itself only when raw_text."""
+        fields = (
+            self.predicted_at.isoformat(), copy_field(self.model_version),
+            copy_field(self.category_code), repr(self.confidence), str(len(self.title)),
+            str(len(self.description)), hash_input(self.title, self.description),
+            copy_field(self.title) if raw_text else "\\N",
+            copy_field(self.description) if raw_text else "\\N",
+        )  # fmt: skip
+        return "\t".join(fields) + "\n"
+
+
+def copy_field(text: str) -> str:
+    """Text as COPY's text format wants it; NUL (which PostgreSQL refuses) and lone
+    surrogates (which UTF-8 cannot encode) become U+FFFD."""
+    if not text.isascii() and SURROGATE.search(text):
+        text = SURROGATE.sub("\ufffd", text)
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    for char, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
+        if char in text:
+            text = text.replace(char, escaped)
+    return text
 
 
 def hash_input(title: str, description: str) -> str:
@@ -94,9 +116,8 @@ class PredictionLogWriter:
                 return
             while batch:
                 try:
-                    with engine.begin() as conn:
-                        conn.execute(insert(prediction_log), [r.row(self.raw_text) for r in batch])
-                except Exception as error:  # the database is down: keep the batch, retry
+                    write_records(engine, batch, self.raw_text)
+                except TRANSIENT as error:  # the database is down: keep the batch, retry
                     metrics.PREDICTION_LOG_WRITE_FAILURES.inc()
                     metrics.PREDICTION_LOG_QUEUE.set(self.queue.qsize())
                     if not failing:
@@ -106,9 +127,14 @@ class PredictionLogWriter:
                         return  # shutting down with the database away: the batch is lost
                     backoff = min(backoff * 2, 5.0)
                     continue
-                metrics.PREDICTION_LOGS_WRITTEN.inc(len(batch))
-                if failing:
-                    log.info("prediction log: database is back, catching up")
+                except Exception:
+                    metrics.PREDICTION_LOG_WRITE_FAILURES.inc()
+                    metrics.PREDICTION_LOGS_DROPPED.inc(len(batch))
+                    log.exception("prediction log: dropped a batch of %d records", len(batch))
+                else:
+                    metrics.PREDICTION_LOGS_WRITTEN.inc(len(batch))
+                    if failing:
+                        log.info("prediction log: database is back, catching up")
                 batch, backoff, failing = [], 0.5, False
             metrics.PREDICTION_LOG_QUEUE.set(self.queue.qsize())
 
@@ -125,6 +151,13 @@ class PredictionLogWriter:
             except queue.Empty:
                 continue
         return batch
+
+
+def write_records(engine, records: list[PredictionRecord], raw_text: bool) -> None:
+    """Append records to prediction_log in one COPY, in one transaction."""
+    buffer = io.StringIO("".join(r.copy_line(raw_text) for r in records))
+    with engine.begin() as conn, conn.connection.cursor() as cursor:
+        cursor.copy_expert(COPY_SQL, buffer)
 
 
 def _log_engine(settings: Settings):

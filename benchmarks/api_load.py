@@ -150,6 +150,7 @@ def main() -> None:
     try:
         cli("stack", "up", "postgres", "s3", "mlflow")
         report_champion()
+        cli("stack", "down", "api")  # a kept server may run older code
         cli("stack", "up", "api")
         url = settings.api.url
         items = real_titles(2000)

@@ -75,3 +75,30 @@ def test_reload_needs_the_admin_token(client):
     assert client.post("/admin/reload").status_code == 401
     wrong = client.post("/admin/reload", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401 and "admin bearer token" in wrong.json()["detail"]
+
+
+def test_the_model_is_hidden_from_the_collector_and_a_swapped_out_one_is_freed(small_model):
+    import gc
+    import weakref
+
+    models = {v: LoadedModel(copy.deepcopy(small_model.model), v, "registry", {}) for v in "78"}
+    models["7"].model.cycle = models["7"].model  # only the cyclic collector can free it
+    old_pipeline = weakref.ref(models["7"].model)
+    alias = MovingAlias(models)
+    app = create_app(settings_without_log(), loader=alias.load, probe=alias.probe, poll=False)
+    token = get_settings().api.admin_token.get_secret_value()
+    with TestClient(app) as client:
+        assert gc.get_freeze_count() > 0  # frozen after the start-up load
+        assert client.post("/predict/", json={"title": "console"}).json()["model_version"] == "7"
+        app.state.reloader.freeze_delay = 0.2
+        alias.version, models = "8", None
+        alias.models = {"8": alias.models["8"]}
+        reload = client.post("/admin/reload", headers={"Authorization": f"Bearer {token}"})
+        assert reload.json() == {"reloaded": True, "model_version": "8"}
+        deadline = time.monotonic() + 10
+        while not app.state.reloader._freeze.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert app.state.reloader._freeze.done() and gc.get_freeze_count() > 0
+        gc.collect()
+        assert old_pipeline() is None  # neither the batcher nor the frozen heap keeps it
+        assert client.post("/predict/", json={"title": "console"}).json()["model_version"] == "8"

@@ -87,3 +87,74 @@ def test_text_views_give_what_feature_union_gives():
     )
     expected = FeatureUnion(weighted.transformer_list, transformer_weights={"char": 0.5})
     assert abs(weighted.fit(UNSEEN).transform(TRAIN) - expected.transform(TRAIN)).max() == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"ngram_range": (1, 2), "sublinear_tf": True},
+        {"ngram_range": (1, 3), "binary": True, "norm": "l1", "use_idf": False},
+        {"norm": None, "smooth_idf": False, "min_df": 2},
+    ],
+)
+def test_word_vectorizer_gives_sklearns_matrix(options):
+    from prodcat.features import WordTfidfVectorizer, WordTokenizer
+
+    tokenizer = WordTokenizer(("fr", "en"), "fr")
+    common = {"lowercase": False, "token_pattern": None, "tokenizer": tokenizer, **options}
+    ours = WordTfidfVectorizer(**common).fit(TRAIN)
+    theirs = TfidfVectorizer(**common).fit(TRAIN)
+    ours_matrix, their_matrix = ours.transform(UNSEEN), theirs.transform(UNSEEN)
+    assert ours_matrix.has_canonical_format
+    assert (ours_matrix != their_matrix).nnz == 0
+    assert ours_matrix.nnz > 0
+
+
+@pytest.mark.parametrize("norm", ["l1", "l2", None])
+@pytest.mark.parametrize("sublinear_tf", [True, False])
+@pytest.mark.parametrize("use_idf", [True, False])
+def test_apply_tfidf_is_tfidf_transformers_arithmetic(norm, sublinear_tf, use_idf):
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    from prodcat.features import apply_tfidf
+
+    counts = sp.random(40, 30, density=0.2, format="csr", random_state=1)
+    counts.data = np.ceil(counts.data * 5)
+    tfidf = TfidfTransformer(norm=norm, sublinear_tf=sublinear_tf, use_idf=use_idf).fit(counts)
+    expected = tfidf.transform(counts, copy=True)
+    assert abs(apply_tfidf(tfidf, counts.copy()) - expected).max() == 0
+
+
+def test_clean_text_folds_exactly_as_the_reference():
+    import unicodedata
+
+    from prodcat.features import TAG, clean_text
+
+    def reference(text: str) -> str:  # the original, character by character
+        import html
+
+        text = TAG.sub(" ", html.unescape(html.unescape(text)))
+        text = unicodedata.normalize("NFKD", text)
+        return "".join(c for c in text if not unicodedata.combining(c)).lower()
+
+    samples = [*UNSEEN, "Crème brûlée &amp;eacute; <b>Ñandú</b>", "ﬁ ½ ² Å Ǆ", "a\u0301\u0327",
+               "Ελληνικά Tiếng Việt", "plain ascii, 18/100", "\u1e9b\u0323", "x\u20dd"]  # fmt: skip
+    for sample in samples:
+        assert clean_text(sample) == reference(sample), sample
+
+
+def test_large_batches_score_as_single_rows():
+    from prodcat.inference import CSC_FROM_ROWS
+
+    X, y = tiny_catalogue()
+    pipeline = compact_pipeline(
+        build_pipeline(make_estimator("linear_svc"), {"title_weight": 2},
+                       {"char_ngrams": (2, 3), "char_min_df": 1}).fit(X, y)
+    )  # fmt: skip
+    rows = [(t, d) for t, d in zip(X["title"], X["description"].fillna(""), strict=True)]
+    rows = (rows * (CSC_FROM_ROWS // len(rows) + 1))[: CSC_FROM_ROWS + 5]
+    batched = pipeline.predict_proba(rows)
+    one_by_one = np.vstack([pipeline.predict_proba([row]) for row in rows])
+    assert np.array_equal(batched, one_by_one)

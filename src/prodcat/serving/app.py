@@ -17,7 +17,12 @@ from prodcat import __version__
 from prodcat.config import Settings, get_settings
 from prodcat.serving import metrics
 from prodcat.serving.middleware import RequestMetricsMiddleware
-from prodcat.serving.model_store import LoadedModel, ModelUnavailable, load_champion
+from prodcat.serving.model_store import (
+    LoadedModel,
+    ModelUnavailable,
+    freeze_heap,
+    load_champion,
+)
 from prodcat.serving.openapi import document_limits
 from prodcat.serving.prediction_log import PredictionLogWriter
 from prodcat.serving.predictor import PredictionBatcher
@@ -52,6 +57,7 @@ def create_app(
         except Exception as error:  # the API still starts and says why it is not ready
             log.exception("could not load a model")
             state.detail = f"model loading failed: {error}"
+        freeze_heap()
         app.state.models = state
         app.state.reloader = ModelReloader(state, settings, loader, probe)
         metrics.MODEL_LOADED.set(1 if state.current else 0)
@@ -66,6 +72,7 @@ def create_app(
         yield
         for task in tasks:
             task.cancel()
+        app.state.reloader.stop()
         if writer:
             await asyncio.to_thread(writer.stop)
 

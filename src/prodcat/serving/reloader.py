@@ -7,12 +7,13 @@ assignment. Requests read the current model once, so those in flight finish on t
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable
 
 from prodcat.config import Settings
 from prodcat.serving import metrics
-from prodcat.serving.model_store import LoadedModel
+from prodcat.serving.model_store import LoadedModel, freeze_heap
 from prodcat.serving.state import ModelState
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ def probe_champion_version(settings: Settings) -> str | None:
 
 
 class ModelReloader:
+    freeze_delay = 5.0  # seconds for requests in flight during a swap to finish
+
     def __init__(
         self,
         state: ModelState,
@@ -36,6 +39,7 @@ class ModelReloader:
     ):
         self.state, self.settings, self.loader, self.probe = state, settings, loader, probe
         self._lock = asyncio.Lock()
+        self._freeze: asyncio.Task | None = None
 
     async def run_forever(self) -> None:
         """Poll every reload_interval_seconds until cancelled."""
@@ -66,4 +70,19 @@ class ModelReloader:
             metrics.MODEL_INFO.labels(loaded.version, loaded.source).set(1)
             log.info("now serving version %s (was %s)", loaded.version,
                      previous.version if previous else None)  # fmt: skip
+            # The previous model goes back in the collector's sight now, and the heap is
+            # frozen again once the requests still using it have finished.
+            gc.unfreeze()
+            if self._freeze is not None:
+                self._freeze.cancel()
+            self._freeze = asyncio.create_task(self._freeze_later())
             return True
+
+    def stop(self) -> None:
+        """Cancel the pending freeze, if any (at shutdown)."""
+        if self._freeze is not None:
+            self._freeze.cancel()
+
+    async def _freeze_later(self) -> None:
+        await asyncio.sleep(self.freeze_delay)
+        await asyncio.to_thread(freeze_heap)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from prodcat.config import get_settings
 from prodcat.serving.model_store import LoadedModel
@@ -32,7 +33,7 @@ def current_model(request: Request) -> LoadedModel:
     return loaded
 
 
-def top_k_param(
+async def top_k_param(
     top_k: int = Query(3, ge=1, description="How many categories to return"),
 ) -> int:
     limit = get_settings().api.max_top_k
@@ -51,7 +52,7 @@ TopK = Annotated[int, Depends(top_k_param)]
 async def predict(body: PredictRequest, request: Request, top_k: TopK) -> Response:
     """The category of one product listing."""
     result = await request.app.state.batcher.predict(current_model(request), body, top_k)
-    return json_response(result)
+    return JSONResponse(result)
 
 
 @router.post("/batch", response_model=BatchPredictResponse)
@@ -60,11 +61,6 @@ def predict_batch(body: BatchPredictRequest, request: Request, top_k: TopK) -> R
     loaded = current_model(request)
     sink = request.app.state.prediction_sink
     predictions = predict_items(loaded, body.items, [top_k] * len(body.items), sink)
-    return json_response(
-        BatchPredictResponse.model_construct(predictions=predictions, model_version=loaded.version)
-    )
-
-
-def json_response(body: PredictResponse | BatchPredictResponse) -> Response:
-    # Serialised once, by pydantic; FastAPI would dump, re-validate and serialise it again.
-    return Response(body.model_dump_json(), media_type="application/json")
+    # Returned as built (dicts shaped as the response model): FastAPI would validate and
+    # serialise them again.
+    return JSONResponse({"predictions": predictions, "model_version": loaded.version})

@@ -64,11 +64,14 @@ def register_small_models(settings, name: str, count: int) -> list[str]:
 
 @contextmanager
 def api_server(bin_dir: Path, port: int, env: dict[str, str], log_file: Path, workers: int = 1):
-    """uvicorn main:app from bin_dir, on 127.0.0.1:port, until /ready answers 200."""
-    command = [str(bin_dir / "uvicorn"), "main:app", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(workers), "--no-access-log"]  # fmt: skip
+    """`prodcat serve` from bin_dir, on 127.0.0.1:port, until /ready answers 200."""
+    env = {**env, "PRODCAT_API__HOST": "127.0.0.1", "PRODCAT_API__PORT": str(port),
+           "PRODCAT_API__WORKERS": str(workers)}  # fmt: skip
+    if workers > 1:
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(log_file.parent / "api-metrics")
     with open(log_file, "w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+        process = subprocess.Popen([str(bin_dir / "prodcat"), "serve"], cwd=ROOT, env=env,
+                                   stdout=log, stderr=log)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90

@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     promote = commands.add_parser("promote", help="point the champion alias at a version")
     promote.add_argument("version")
     commands.add_parser("rollback", help="move the champion alias back to the previous one")
+    commands.add_parser("serve", help="run the prediction API (PRODCAT_API__* settings)")
     return parser
 
 
@@ -123,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(get_settings().log_level)
     if args.command == "stack":
         return run_stack(args)
+    if args.command == "serve":
+        from prodcat.serving.server import serve
+
+        serve()
+        return 0
     if args.command in ("train", "promote", "rollback"):
         return run_models(args)
     return run_data(args)

@@ -105,7 +105,7 @@ class PrometheusSettings(BaseModel):
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = 2  # one per core: benchmarks/api_load.py measured both counts
+    workers: int = Field(default=2, ge=1)  # one per core: benchmarks/api_load.py measured both
     admin_token: SecretStr = SecretStr(PLACEHOLDER)
     max_batch_items: int = Field(default=1000, gt=0)
     reload_interval_seconds: float = Field(default=30, gt=0)

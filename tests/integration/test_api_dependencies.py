@@ -43,7 +43,8 @@ def test_the_api_serves_from_the_slim_requirements(settings, tmp_path):
     env = {**os.environ, "PRODCAT_MLFLOW__MODEL_NAME": MODEL_NAME,
            "PRODCAT_STATE_DIR": str(tmp_path / "state")}  # fmt: skip
     port = settings.api.port + 38
-    with api_server(venv / "bin", port, env, tmp_path / "api.log") as url:
+    # Two workers, as the image runs them: the supervisor works from the slim install too.
+    with api_server(venv / "bin", port, env, tmp_path / "api.log", workers=2) as url:
         answer = httpx.post(f"{url}/predict/", json={"title": "piscine ronde"}).json()
         assert answer["model_version"] == version and answer["category_code"] == "2583"
         assert "prodcat_api_requests_total" in httpx.get(f"{url}/metrics").text

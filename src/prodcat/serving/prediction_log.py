@@ -13,10 +13,9 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import queue
 import re
 import threading
-import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -78,33 +77,49 @@ def hash_input(title: str, description: str) -> str:
 
 
 class PredictionLogWriter:
-    """A bounded queue of prediction records and the thread that writes them in batches."""
+    """A bounded buffer of prediction records and the thread that writes them in batches.
+
+    The buffer is a deque rather than a queue.Queue: a Queue wakes the writer on every record,
+    and those wake-ups took the interpreter from the model thread hundreds of times a second.
+    The writer wakes when a batch is full or flush_seconds have passed.
+    """
 
     def __init__(self, settings: Settings):
         cfg = settings.api
         self.raw_text = cfg.log_raw_text
         self.batch_size = cfg.log_batch_size
         self.flush_seconds = cfg.log_flush_seconds
-        self.queue: queue.Queue[PredictionRecord] = queue.Queue(maxsize=cfg.log_queue_size)
+        self.capacity = cfg.log_queue_size
+        self._buffer: deque[PredictionRecord] = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
         self._settings = settings
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def pending(self) -> int:
+        """Records buffered, not yet written."""
+        return len(self._buffer)
+
     def submit(self, records: list[PredictionRecord]) -> None:
-        """Queue records for writing; never blocks. What does not fit is dropped and counted."""
-        for record in records:
-            try:
-                self.queue.put_nowait(record)
-            except queue.Full:
-                metrics.PREDICTION_LOGS_DROPPED.inc()
+        """Buffer records for writing; never blocks. What does not fit is dropped and counted."""
+        with self._lock:
+            room = max(self.capacity - len(self._buffer), 0)
+            self._buffer.extend(records[:room])
+            full = len(self._buffer) >= self.batch_size
+        if len(records) > room:
+            metrics.PREDICTION_LOGS_DROPPED.inc(len(records) - room)
+        if full:
+            self._wake.set()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Flush what is queued (for at most timeout seconds), then stop."""
+        """Flush what is buffered (for at most timeout seconds), then stop."""
         self._stop.set()
+        self._wake.set()
         if self._thread:
             self._thread.join(timeout)
 
@@ -119,7 +134,7 @@ class PredictionLogWriter:
                     write_records(engine, batch, self.raw_text)
                 except TRANSIENT as error:  # the database is down: keep the batch, retry
                     metrics.PREDICTION_LOG_WRITE_FAILURES.inc()
-                    metrics.PREDICTION_LOG_QUEUE.set(self.queue.qsize())
+                    metrics.PREDICTION_LOG_QUEUE.set(self.pending())
                     if not failing:
                         log.warning("prediction log: cannot write (%s); buffering", error)
                     failing = True
@@ -136,20 +151,18 @@ class PredictionLogWriter:
                     if failing:
                         log.info("prediction log: database is back, catching up")
                 batch, backoff, failing = [], 0.5, False
-            metrics.PREDICTION_LOG_QUEUE.set(self.queue.qsize())
+            metrics.PREDICTION_LOG_QUEUE.set(self.pending())
 
     def _take_batch(self) -> list[PredictionRecord]:
-        """Up to batch_size records, waiting at most flush_seconds for the first."""
-        deadline = time.monotonic() + self.flush_seconds
-        batch: list[PredictionRecord] = []
-        while len(batch) < self.batch_size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or (self._stop.is_set() and self.queue.empty()):
-                break
-            try:
-                batch.append(self.queue.get(timeout=min(remaining, 0.1)))
-            except queue.Empty:
-                continue
+        """Up to batch_size records, once a batch is full or flush_seconds have passed."""
+        if len(self._buffer) < self.batch_size and not self._stop.is_set():
+            self._wake.wait(self.flush_seconds)
+        self._wake.clear()
+        with self._lock:
+            count = min(len(self._buffer), self.batch_size)
+            batch = [self._buffer.popleft() for _ in range(count)]
+        if len(self._buffer) >= self.batch_size:
+            self._wake.set()  # more than a batch waits: no pause before the next one
         return batch
 
 

@@ -188,23 +188,11 @@ def write_prometheus_config(settings: Settings, path: Path, monitoring_dir: Path
 
 def build_api(settings: Settings, paths: StackPaths, env: dict[str, str]) -> Service:
     cfg = settings.api
-    # With several workers, each keeps its metrics in files here and /metrics adds them up.
-    metrics_dir = paths.state / "api-metrics"
-    env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)} if cfg.workers > 1 else env
-
-    def prepare() -> None:
-        shutil.rmtree(metrics_dir, ignore_errors=True)  # files of earlier workers would add up
-        if cfg.workers > 1:
-            metrics_dir.mkdir(parents=True)
-
-    command = [
-        venv_bin("uvicorn"), "main:app",
-        "--host", cfg.host, "--port", str(cfg.port),
-        "--workers", str(cfg.workers),
-        "--app-dir", str(paths.root),
-        # Per-request lines would cost more than a prediction; /metrics counts every request.
-        "--no-access-log",
-    ]  # fmt: skip
+    # With several workers, each keeps its metrics in files here and /metrics adds them up
+    # (`prodcat serve` empties it first).
+    if cfg.workers > 1:
+        env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(paths.state / "api-metrics")}
+    command = [venv_bin("prodcat"), "serve"]
     return Service(
         name="api",
         url=cfg.url,
@@ -214,5 +202,4 @@ def build_api(settings: Settings, paths: StackPaths, env: dict[str, str]) -> Ser
         env=env,
         ports=[cfg.port],
         start_timeout=60,
-        prepare=prepare,
     )

@@ -1,0 +1,131 @@
+"""`prodcat serve`: worker processes on their own sockets, restarted when they die, all stopped
+on SIGTERM. No model is needed for this (the registry points at a closed port)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from ..models import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def wait_until(condition, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def health(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def workers_of(supervisor: psutil.Process) -> list[psutil.Process]:
+    workers = []
+    for child in supervisor.children():
+        try:  # spawn adds a resource tracker beside the workers; a killed one is a zombie
+            if "resource_tracker" not in " ".join(child.cmdline()):
+                workers.append(child)
+        except psutil.Error:
+            continue
+    return workers
+
+
+def listening_pids(port: int) -> set[int]:
+    return {
+        c.pid for c in psutil.net_connections("tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+    }  # fmt: skip
+
+
+def test_workers_listen_on_their_own_sockets_restart_and_stop(settings, tmp_path):
+    port = settings.api.port + 39
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "PRODCAT_API__HOST": "127.0.0.1", "PRODCAT_API__PORT": str(port),
+           "PRODCAT_API__WORKERS": "2", "PRODCAT_STATE_DIR": str(tmp_path / "state"),
+           "PRODCAT_MLFLOW__PORT": str(port + 1),  # nothing there: served without a model
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}  # fmt: skip
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "counter_12345.db").write_bytes(b"stale")
+    log_file = tmp_path / "serve.log"
+    with open(log_file, "w") as log:
+        process = subprocess.Popen([str(Path(sys.executable).parent / "prodcat"), "serve"],
+                                   cwd=ROOT, env=env, stdout=log, stderr=log)  # fmt: skip
+    try:
+        supervisor = psutil.Process(process.pid)
+        wait_until(lambda: health(url), what="the API")
+        workers = wait_until(lambda: len(workers_of(supervisor)) == 2 and workers_of(supervisor))
+        # One listening socket per worker (SO_REUSEPORT), none shared from the supervisor.
+        wait_until(lambda: listening_pids(port) == {w.pid for w in workers}, what="two sockets")
+        assert not (tmp_path / "metrics" / "counter_12345.db").exists()  # emptied at start
+        assert httpx.get(f"{url}/ready").status_code == 503  # up, and says why it is not ready
+
+        workers[0].kill()
+        replaced = wait_until(
+            lambda: len(w := workers_of(supervisor)) == 2 and workers[0].pid not in
+            {p.pid for p in w} and w, what="a new worker")  # fmt: skip
+        assert workers[1].pid in {w.pid for w in replaced}
+        wait_until(lambda: len(listening_pids(port)) == 2, what="the new worker's socket")
+        assert all(health(url) for _ in range(20))
+
+        second = subprocess.run(
+            [str(Path(sys.executable).parent / "prodcat"), "serve"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode != 0 and f"cannot serve on 127.0.0.1:{port}" in second.stderr
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        assert not any(alive(w) for w in replaced)
+        assert not health(url)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "starting another" in log_file.read_text()
+
+
+def alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(settings, tmp_path):
+    port = settings.api.port + 41
+    env = {**os.environ, "PRODCAT_API__HOST": "127.0.0.1", "PRODCAT_API__PORT": str(port),
+           "PRODCAT_API__WORKERS": "2", "PRODCAT_STATE_DIR": str(tmp_path / "state"),
+           "PRODCAT_MLFLOW__PORT": str(port + 1)}  # fmt: skip
+    with open(tmp_path / "serve.log", "w") as log:
+        process = subprocess.Popen([str(Path(sys.executable).parent / "prodcat"), "serve"],
+                                   cwd=ROOT, env=env, stdout=log, stderr=log)  # fmt: skip
+    supervisor = psutil.Process(process.pid)
+    try:
+        wait_until(lambda: health(f"http://127.0.0.1:{port}"), what="the API")
+        workers = workers_of(supervisor)
+        assert len(workers) == 2
+    finally:
+        process.kill()  # SIGKILL: no chance to stop its workers itself
+        process.wait()
+    wait_until(lambda: not any(alive(w) for w in workers), timeout=30, what="orphans to stop")
+    assert listening_pids(port) == set()

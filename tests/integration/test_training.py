@@ -158,6 +158,20 @@ def test_ml_pipeline_retrains_when_the_backlog_threshold_is_lowered(trained, mon
     assert states["skip_training"] == "skipped"
 
 
+def test_workers_starting_together_each_load_the_champion(trained, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prodcat.serving.model_store import load_champion, local_copy_dir
+
+    settings = get_settings().model_copy(update={"state_dir": tmp_path})  # no local copy yet
+    with ThreadPoolExecutor(3) as pool:
+        loaded = list(pool.map(lambda _: load_champion(settings), range(3)))
+    champion = get_alias_version(CHAMPION).version
+    assert [(m.source, m.version) for m in loaded] == [("registry", champion)] * 3
+    kept = sorted(p.name for p in local_copy_dir(settings).iterdir())
+    assert len(kept) == 2 and kept[1] == "current.json" and kept[0].startswith(f"{champion}-")
+
+
 def test_the_api_serves_the_champion_and_starts_from_its_local_copy_without_the_registry(
     trained, stack
 ):

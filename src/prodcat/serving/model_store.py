@@ -6,6 +6,7 @@ import gc
 import json
 import logging
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,23 +85,39 @@ def _load_from_registry(settings: Settings) -> LoadedModel:
     target = local_copy_dir(settings) / f"{version.version}-{version.run_id}"
     if not (target / "MLmodel").exists():
         mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
-        staging = target.with_name(f".{version.version}.partial")
+        # Its own name: the API's workers start together and each may download the model.
+        staging = target.with_name(f".{version.version}.{uuid.uuid4().hex}.partial")
         shutil.rmtree(staging, ignore_errors=True)
         mlflow.artifacts.download_artifacts(
             f"models:/{name}/{version.version}", dst_path=str(staging)
         )
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)  # a half-downloaded copy is never taken for a model
+        _settle_copy(staging, target)
     metadata = {"tags": dict(version.tags), "run_id": version.run_id,
                 "created": version.creation_timestamp}  # fmt: skip
     run = client.get_run(version.run_id)
     metadata["metrics"] = dict(run.data.metrics)
-    (local_copy_dir(settings) / "current.json").write_text(
+    pointer = local_copy_dir(settings) / "current.json"
+    partial = pointer.with_name(f".current.{uuid.uuid4().hex}.json")
+    partial.write_text(
         json.dumps({"version": version.version, "path": target.name, "metadata": metadata})
     )
+    partial.replace(pointer)  # readers see the old pointer or the new one, never half of one
     model = mlflow.sklearn.load_model(str(target))
     log.info("loaded %s version %s from the registry", name, version.version)
     return LoadedModel(model, version.version, "registry", metadata)
+
+
+def _settle_copy(staging: Path, target: Path) -> None:
+    """Move a finished download into place; a half-downloaded copy is never taken for a model.
+    When another worker got there first, its copy stays and ours goes."""
+    if target.exists() and not (target / "MLmodel").exists():
+        shutil.rmtree(target, ignore_errors=True)  # debris of an older layout
+    try:
+        staging.rename(target)
+    except OSError:
+        if not (target / "MLmodel").exists():
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _load_local_copy(settings: Settings) -> LoadedModel:

@@ -4,7 +4,7 @@ What it does, all through the package and the real services (own state directory
 1. starts PostgreSQL, S3 and MLflow, ingests the whole designations file batch by batch;
 2. trains with the `winner` profile (the full search's best configuration), evaluates,
    gates and promotes it, exactly as ml_pipeline does;
-3. starts the API as the stack runs it (uvicorn, PRODCAT_API__WORKERS workers);
+3. starts the API as the stack runs it (`prodcat serve`, PRODCAT_API__WORKERS workers);
 4. drives closed-loop load with wrk on 127.0.0.1: single-item POST /predict/ at concurrency
    1, 16 and 64, rotating over 2,000 real titles; then times 1,000-item /predict/batch calls;
 5. prints throughput, p50/p95/p99 latency, the batch latency and the server's resident memory.

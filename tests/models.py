@@ -62,13 +62,22 @@ def register_small_models(settings, name: str, count: int) -> list[str]:
     return versions
 
 
+def wait_until(condition, timeout: float = 30.0, what: str = "condition"):
+    """condition()'s first truthy value, polled every 0.2 s; AssertionError after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 @contextmanager
 def api_server(bin_dir: Path, port: int, env: dict[str, str], log_file: Path, workers: int = 1):
     """`prodcat serve` from bin_dir, on 127.0.0.1:port, until /ready answers 200."""
     env = {**env, "PRODCAT_API__HOST": "127.0.0.1", "PRODCAT_API__PORT": str(port),
            "PRODCAT_API__WORKERS": str(workers)}  # fmt: skip
-    if workers > 1:
-        env["PROMETHEUS_MULTIPROC_DIR"] = str(log_file.parent / "api-metrics")
     with open(log_file, "w") as log:
         process = subprocess.Popen([str(bin_dir / "prodcat"), "serve"], cwd=ROOT, env=env,
                                    stdout=log, stderr=log)  # fmt: skip

@@ -12,6 +12,7 @@ from prodcat.config import get_settings
 from prodcat.serving.app import create_app
 from prodcat.serving.model_store import LoadedModel
 
+from ..models import wait_until
 from .conftest import settings_without_log
 
 
@@ -95,10 +96,8 @@ def test_the_model_is_hidden_from_the_collector_and_a_swapped_out_one_is_freed(s
         alias.models = {"8": alias.models["8"]}
         reload = client.post("/admin/reload", headers={"Authorization": f"Bearer {token}"})
         assert reload.json() == {"reloaded": True, "model_version": "8"}
-        deadline = time.monotonic() + 10
-        while not app.state.reloader._freeze.done() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert app.state.reloader._freeze.done() and gc.get_freeze_count() > 0
+        wait_until(app.state.reloader._freeze.done, timeout=10, what="the heap to be refrozen")
+        assert gc.get_freeze_count() > 0
         gc.collect()
         assert old_pipeline() is None  # neither the batcher nor the frozen heap keeps it
         assert client.post("/predict/", json={"title": "console"}).json()["model_version"] == "8"

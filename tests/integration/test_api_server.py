@@ -7,26 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
-from ..models import ROOT
+from ..models import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def wait_until(condition, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def health(url: str) -> bool:
@@ -69,19 +58,19 @@ def test_workers_listen_on_their_own_sockets_restart_and_stop(settings, tmp_path
                                    cwd=ROOT, env=env, stdout=log, stderr=log)  # fmt: skip
     try:
         supervisor = psutil.Process(process.pid)
-        wait_until(lambda: health(url), what="the API")
-        workers = wait_until(lambda: len(workers_of(supervisor)) == 2 and workers_of(supervisor))
+        wait_until(lambda: health(url), 60, "the API")
+        workers = wait_until(lambda: len(w := workers_of(supervisor)) == 2 and w, 60, "2 workers")
         # One listening socket per worker (SO_REUSEPORT), none shared from the supervisor.
-        wait_until(lambda: listening_pids(port) == {w.pid for w in workers}, what="two sockets")
+        wait_until(lambda: listening_pids(port) == {w.pid for w in workers}, 60, "two sockets")
         assert not (tmp_path / "metrics" / "counter_12345.db").exists()  # emptied at start
         assert httpx.get(f"{url}/ready").status_code == 503  # up, and says why it is not ready
 
         workers[0].kill()
         replaced = wait_until(
             lambda: len(w := workers_of(supervisor)) == 2 and workers[0].pid not in
-            {p.pid for p in w} and w, what="a new worker")  # fmt: skip
+            {p.pid for p in w} and w, 60, "a new worker")  # fmt: skip
         assert workers[1].pid in {w.pid for w in replaced}
-        wait_until(lambda: len(listening_pids(port)) == 2, what="the new worker's socket")
+        wait_until(lambda: len(listening_pids(port)) == 2, 60, "the new worker's socket")
         assert all(health(url) for _ in range(20))
 
         second = subprocess.run(
@@ -121,7 +110,7 @@ def test_workers_do_not_outlive_a_killed_supervisor(settings, tmp_path):
                                    cwd=ROOT, env=env, stdout=log, stderr=log)  # fmt: skip
     supervisor = psutil.Process(process.pid)
     try:
-        wait_until(lambda: health(f"http://127.0.0.1:{port}"), what="the API")
+        wait_until(lambda: health(f"http://127.0.0.1:{port}"), 60, "the API")
         workers = workers_of(supervisor)
         assert len(workers) == 2
     finally:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -23,23 +22,13 @@ from prodcat.serving.model_store import LoadedModel
 from prodcat.serving.prediction_log import hash_input
 from prodcat.stack import Stack
 
-from ..models import train_small_model
+from ..models import train_small_model, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 def counter(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
-
-
-def wait_for(condition, timeout: float = 30.0, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {message}")
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +69,7 @@ def test_predictions_are_logged_and_served_while_the_database_is_down(own_postgr
             response = client.post("/predict/", json={"title": f"console manette {i}",
                                                       "description": "<b>neuve</b>"})  # fmt: skip
             assert response.status_code == 200
-        wait_for(lambda: logged_rows(engine) == 5, message="the first 5 records")
+        wait_until(lambda: logged_rows(engine) == 5, what="the first 5 records")
         with engine.connect() as conn:
             row = conn.execute(select(prediction_log).limit(1)).mappings().one()
         assert row["model_version"] == "7" and row["category_code"] == "40"
@@ -104,7 +93,7 @@ def test_predictions_are_logged_and_served_while_the_database_is_down(own_postgr
 
         stack.up(["postgres"])
         expected = 5 + 60 - int(dropped)
-        wait_for(lambda: logged_rows(engine) == expected, timeout=60, message="the catch-up")
+        wait_until(lambda: logged_rows(engine) == expected, timeout=60, what="the catch-up")
         assert client.post("/predict/", json={"title": "roman poche"}).status_code == 200
     assert logged_rows(engine) == expected + 1  # flushed at shutdown
 

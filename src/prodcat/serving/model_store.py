@@ -8,6 +8,7 @@ import logging
 import shutil
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +28,20 @@ class LoadedModel:
     source: str  # "registry" or "local-copy"
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    # Computed once per model: predictions read them on every call.
+    @cached_property
     def classes(self) -> list[str]:
         return [str(c) for c in self.model.classes_]
 
-    @property
+    @cached_property
     def category_names(self) -> dict[str, str]:
         return getattr(self.model, "category_names_", None) or {}
+
+    @cached_property
+    def categories(self) -> list[dict[str, str | None]]:
+        """Code and name of each class, in the model's column order."""
+        return [{"category_code": c, "category_name": self.category_names.get(c)}
+                for c in self.classes]  # fmt: skip
 
 
 def local_copy_dir(settings: Settings) -> Path:
@@ -87,7 +95,6 @@ def _load_from_registry(settings: Settings) -> LoadedModel:
         mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
         # Its own name: the API's workers start together and each may download the model.
         staging = target.with_name(f".{version.version}.{uuid.uuid4().hex}.partial")
-        shutil.rmtree(staging, ignore_errors=True)
         mlflow.artifacts.download_artifacts(
             f"models:/{name}/{version.version}", dst_path=str(staging)
         )

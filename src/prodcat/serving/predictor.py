@@ -33,9 +33,7 @@ def predict_items(
     probabilities = loaded.model.predict_proba(rows)
     order = np.argsort(-probabilities, axis=1)[:, : max(ks)]
     scores = np.take_along_axis(probabilities, order, axis=1).round(6).tolist()
-    codes, names = loaded.classes, loaded.category_names
-    categories = [{"category_code": c, "category_name": names.get(c)} for c in codes]
-    results = []
+    categories, results = loaded.categories, []
     for k, columns, confidences in zip(ks, order.tolist(), scores, strict=True):
         pairs = zip(columns[:k], confidences[:k], strict=True)
         top = [{**categories[j], "confidence": p} for j, p in pairs]

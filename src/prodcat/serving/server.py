@@ -28,12 +28,13 @@ APP_FACTORY = "prodcat.serving.app:create_app"
 
 def serve(settings: Settings | None = None) -> None:
     """Serve the API with settings.api.workers processes until SIGTERM or SIGINT."""
-    cfg = (settings or get_settings()).api
+    settings = settings or get_settings()
+    cfg = settings.api
     check_port_free(cfg.host, cfg.port)
     if cfg.workers == 1:
         run_worker(cfg.host, cfg.port)
         return
-    reset_metrics_dir()
+    reset_metrics_dir(settings)
     context = multiprocessing.get_context("spawn")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -83,12 +84,13 @@ def check_port_free(host: str, port: int) -> None:
             raise SystemExit(f"cannot serve on {host}:{port}: {error.strerror}") from error
 
 
-def reset_metrics_dir() -> None:
-    """Empty PROMETHEUS_MULTIPROC_DIR: files of earlier workers would add up in /metrics."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not directory:
-        return
-    path = Path(directory)
+def reset_metrics_dir(settings: Settings) -> None:
+    """Point the workers at an empty PROMETHEUS_MULTIPROC_DIR (by default
+    $PRODCAT_STATE_DIR/api-metrics): each keeps its metrics in files there and /metrics adds
+    them up; files of earlier workers would add up too."""
+    state = settings.state_dir
+    default = (state if state.is_absolute() else Path.cwd() / state) / "api-metrics"
+    path = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(default)))
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.db"):
         stale.unlink()

@@ -188,10 +188,6 @@ def write_prometheus_config(settings: Settings, path: Path, monitoring_dir: Path
 
 def build_api(settings: Settings, paths: StackPaths, env: dict[str, str]) -> Service:
     cfg = settings.api
-    # With several workers, each keeps its metrics in files here and /metrics adds them up
-    # (`prodcat serve` empties it first).
-    if cfg.workers > 1:
-        env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(paths.state / "api-metrics")}
     command = [venv_bin("prodcat"), "serve"]
     return Service(
         name="api",

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_PORT_OFFSET = 100
+# PRODCAT_TEST_PORT_OFFSET (e.g. 10100) lets a second checkout run its own test stack.
+TEST_PORT_OFFSET = int(os.environ.get("PRODCAT_TEST_PORT_OFFSET", "100"))
 
 # Applied before anything reads settings, so every test, fixture and child process agrees.
 os.environ.setdefault("PRODCAT_STATE_DIR", str(ROOT / ".state-test"))

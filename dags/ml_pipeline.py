@@ -1,10 +1,12 @@
 """
 ### ml_pipeline
 
-Hourly, and whenever another DAG triggers it (drift detection does): decides whether to
-retrain, and if so trains a challenger, evaluates it, gates it and promotes it.
+Hourly, and whenever another DAG triggers it (drift_detection does, with the parameter
+`reason` set to `drift`): decides whether to retrain, and if so trains a challenger,
+evaluates it, gates it and promotes it.
 
-Retraining happens when there is no champion, when the champion's weighted F1 on the rows
+Retraining happens when there is no champion, when a run is triggered with a reason (drift),
+when the champion's weighted F1 on the rows
 ingested after its training snapshot falls below `PRODCAT_TRAINING__F1_THRESHOLD` (0.7), or
 when that backlog reaches `PRODCAT_TRAINING__BACKLOG_THRESHOLD` rows (10,000). Otherwise the
 run skips training and logs why. Either way the run ends in success.
@@ -29,7 +31,15 @@ settings = get_settings()
     catchup=False,
     max_active_runs=1,
     default_args={"owner": "prodcat", "retries": 2, "retry_delay": timedelta(minutes=1)},
-    params={"rollback": Param(False, type="boolean", description="Roll the champion back.")},
+    params={
+        "rollback": Param(False, type="boolean", description="Roll the champion back."),
+        "reason": Param(
+            None,
+            type=["null", "string"],
+            description="Why this run was asked for (drift_detection sends 'drift'): "
+            "it then trains even when the champion looks healthy.",
+        ),
+    },
     doc_md=__doc__,
     tags=["prodcat", "ml"],
 )
@@ -38,7 +48,8 @@ def ml_pipeline():
     def check_retraining(**context) -> str:
         from prodcat.retrain import choose_branch
 
-        return choose_branch(rollback=context["params"]["rollback"])
+        params = context["params"]
+        return choose_branch(rollback=params["rollback"], reason=params.get("reason"))
 
     @task
     def rollback() -> str:

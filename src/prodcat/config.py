@@ -49,6 +49,7 @@ class S3Settings(BaseModel):
     secret_key: SecretStr = SecretStr(PLACEHOLDER)
     images_bucket: str = "prodcat-images"
     mlflow_bucket: str = "prodcat-mlflow"
+    reports_bucket: str = "prodcat-reports"
     # Internal ports of the native SeaweedFS server; compose uses MinIO instead.
     master_port: int = 9333
     volume_port: int = 8081
@@ -116,6 +117,7 @@ class ApiSettings(BaseModel):
     log_queue_size: int = Field(default=10_000, gt=0)
     log_batch_size: int = Field(default=500, gt=0)
     log_flush_seconds: float = Field(default=1.0, gt=0)
+    log_retention_days: int = Field(default=30, gt=0)
 
     @property
     def url(self) -> str:
@@ -148,6 +150,21 @@ class TrainingSettings(BaseModel):
     f1_floor: float = Field(default=0.5, ge=0, le=1)
 
 
+class DriftSettings(BaseModel):
+    # Rows sampled from the champion's training snapshot (text descriptors, labels).
+    reference_rows: int = Field(default=10_000, gt=0)
+    # At most this many rows of a window are compared (a seeded sample of newer ones).
+    current_rows: int = Field(default=10_000, gt=0)
+    # Below this, a window is "insufficient data": no decision, no alarm. At 1,000 rows two
+    # samples of the same data differ by at most ~0.07 on any column (threshold 0.1).
+    min_rows: int = Field(default=1000, gt=0)
+    share_threshold: float = Field(default=0.5, gt=0, le=1)
+    # Drift in any of these decides on its own (when the window has the column).
+    key_columns: list[str] = ["label", "predicted_category", "confidence"]
+    cooldown_hours: float = Field(default=24, ge=0)
+    seed: int = 42
+
+
 class ScheduleSettings(BaseModel):
     prepare_data: str = "*/15 * * * *"
     ml_pipeline: str = "@hourly"
@@ -175,6 +192,7 @@ class Settings(BaseSettings):
     statsd: StatsdSettings = StatsdSettings()
     data: DataSettings = DataSettings()
     training: TrainingSettings = TrainingSettings()
+    drift: DriftSettings = DriftSettings()
     schedules: ScheduleSettings = ScheduleSettings()
 
     @model_validator(mode="after")

@@ -9,9 +9,6 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
-from prodcat.config import Settings
-from prodcat.db import get_engine
-
 
 @dataclass
 class Evaluation:
@@ -19,18 +16,6 @@ class Evaluation:
     report: dict[str, Any]
     confusion: np.ndarray
     labels: list[str]
-
-
-def load_evaluation_set(settings: Settings, dataset: str) -> tuple[pd.DataFrame, pd.Series]:
-    """The held-out rows reset_data carved: features (title, description) and labels."""
-    with get_engine(settings).connect() as conn:
-        frame = pd.read_sql_query(
-            "select title, description, label_code from evaluation_set where dataset = %(d)s "
-            "order by source_row",
-            conn.connection.driver_connection,
-            params={"d": dataset},
-        )
-    return frame[["title", "description"]], frame["label_code"]
 
 
 def evaluate_model(model, X: pd.DataFrame, y: pd.Series) -> Evaluation:

@@ -28,12 +28,18 @@ TOKEN = re.compile(r"\d+(?:[.,/x-]\d+)*[a-z]{0,3}|[a-z]+")
 STEM_LANGUAGES = {"fr": "french", "en": "english", "de": "german"}
 
 
-def clean_text(text: str) -> str:
-    """Unescape HTML, strip tags, normalise unicode, fold accents and case."""
+def strip_html(text: str) -> str:
+    """Unescape HTML entities (listings are sometimes escaped twice) and drop tags."""
     if not isinstance(text, str) or not text:
         return ""
-    text = html.unescape(html.unescape(text))  # listings are sometimes escaped twice
-    text = TAG.sub(" ", text)
+    return TAG.sub(" ", html.unescape(html.unescape(text)))
+
+
+def clean_text(text: str) -> str:
+    """Unescape HTML, strip tags, normalise unicode, fold accents and case."""
+    text = strip_html(text)
+    if not text:
+        return ""
     if not text.isascii():  # ASCII is its own NFKD form and has no combining marks
         text = unicodedata.normalize("NFKD", text).translate(_WITHOUT_COMBINING)
     return text.lower()

@@ -11,21 +11,23 @@ import statsd
 
 from prodcat.config import get_settings
 
-# name -> kind; names are relative to the prefix (default "prodcat").
-PIPELINE_METRICS: dict[str, str] = {
-    "ingest.rows_read": "counter",
-    "ingest.rows_accepted": "counter",
-    "ingest.rows_rejected": "counter",
-    "ingest.images_uploaded": "counter",
-    "ingest.batch_duration": "timer",
-    "ingest.backlog_rows": "gauge",
-    "train.duration": "timer",
-    "train.champion_f1": "gauge",
-    "train.challenger_f1": "gauge",
-    "train.trigger": "counter",  # tagged by reason: suffix .<reason>
-    "train.gate": "counter",  # suffix .<promoted|refused>
-    "drift.share": "gauge",
-    "drift.detected": "gauge",
+# name -> (kind, labels): names are relative to the prefix (default "prodcat"); each label is
+# one more dotted part of the name sent, e.g. train.trigger.drift or drift.share.new_data.
+PIPELINE_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ingest.rows_read": ("counter", ()),
+    "ingest.rows_accepted": ("counter", ()),
+    "ingest.rows_rejected": ("counter", ()),
+    "ingest.images_uploaded": ("counter", ()),
+    "ingest.batch_duration": ("timer", ()),
+    "ingest.backlog_rows": ("gauge", ()),
+    "train.duration": ("timer", ()),
+    "train.champion_f1": ("gauge", ()),
+    "train.challenger_f1": ("gauge", ()),
+    "train.trigger": ("counter", ("reason",)),
+    "train.gate": ("counter", ("decision",)),
+    "drift.share": ("gauge", ("window",)),
+    "drift.detected": ("gauge", ("window",)),
+    "drift.column_score": ("gauge", ("window", "column")),
 }
 
 
@@ -47,10 +49,13 @@ def get_statsd() -> statsd.StatsClient | _NullClient:
 
 
 def _check(name: str) -> str:
-    base = name if name in PIPELINE_METRICS else name.rsplit(".", 1)[0]
-    if base not in PIPELINE_METRICS:
-        raise KeyError(f"undeclared pipeline metric {name!r}; add it to PIPELINE_METRICS")
-    return name
+    """The name, when it is a declared metric followed by exactly its label values."""
+    for base, (_, labels) in PIPELINE_METRICS.items():
+        if name == base and not labels:
+            return name
+        if name.startswith(f"{base}.") and name[len(base) + 1 :].count(".") == len(labels) - 1:
+            return name
+    raise KeyError(f"undeclared pipeline metric {name!r}; add it to PIPELINE_METRICS")
 
 
 def incr_metric(name: str, count: int = 1) -> None:

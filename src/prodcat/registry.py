@@ -13,10 +13,15 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from prodcat.config import Settings, get_settings
-from prodcat.evaluate import evaluate_model, load_evaluation_set
+from prodcat.data.training_set import load_evaluation_set
+from prodcat.evaluate import evaluate_model
 
 log = logging.getLogger(__name__)
 CHAMPION, PREVIOUS = "champion", "previous"
+# Tags every trained version carries: what it was trained on.
+SNAPSHOT_BATCH_TAG = "snapshot.max_batch_id"
+SNAPSHOT_ROWS_TAG = "snapshot.row_count"
+SNAPSHOT_IDS_TAG = "snapshot.ids_sha256"
 
 
 def get_client(settings: Settings | None = None) -> MlflowClient:
@@ -24,12 +29,39 @@ def get_client(settings: Settings | None = None) -> MlflowClient:
 
 
 def get_alias_version(alias: str, settings: Settings | None = None) -> ModelVersion | None:
-    """The version an alias points at, or None when the alias (or the model) does not exist."""
+    """The version an alias points at; None only when the alias (or the model) does not exist.
+
+    Any other failure (registry down, 5xx) is raised: an outage must not read as "no champion".
+    """
     settings = settings or get_settings()
     try:
         return get_client(settings).get_model_version_by_alias(settings.mlflow.model_name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        if is_missing(error):
+            return None
+        raise
+
+
+def is_missing(error: MlflowException) -> bool:
+    """True when the registry answered "no such model or alias", not when it failed."""
+    if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+        return True
+    # MLflow reports a missing alias of an existing model as a bad parameter.
+    return (
+        error.error_code == "INVALID_PARAMETER_VALUE"
+        and "alias" in error.message
+        and ("not found" in error.message)
+    )
+
+
+def get_champion(settings: Settings | None = None) -> ModelVersion | None:
+    """The champion version, or None when there is none yet (the one door to it)."""
+    return get_alias_version(CHAMPION, settings)
+
+
+def get_snapshot_batch(version: ModelVersion | None) -> int:
+    """The highest ingestion batch a version was trained on (0 for none)."""
+    return int(version.tags.get(SNAPSHOT_BATCH_TAG, 0)) if version is not None else 0
 
 
 def load_version(version: str, settings: Settings | None = None):
@@ -81,7 +113,7 @@ def gate_challenger(version: str, dataset: str, settings: Settings | None = None
     if X.empty:
         raise ValueError(f"dataset {dataset} has no evaluation set; run reset_data first")
     challenger_f1 = evaluate_model(load_version(version, settings), X, y).metrics["f1_weighted"]
-    champion = get_alias_version(CHAMPION, settings)
+    champion = get_champion(settings)
     champion_f1 = None
     if champion is not None and champion.version != version:
         model = load_version(champion.version, settings)
@@ -121,7 +153,7 @@ def promote_version(version: str, settings: Settings | None = None) -> str | Non
     """Point `champion` at version (one call); the former champion keeps `previous`."""
     settings = settings or get_settings()
     client, name = get_client(settings), settings.mlflow.model_name
-    former = get_alias_version(CHAMPION, settings)
+    former = get_champion(settings)
     if former is not None and former.version != version:
         client.set_registered_model_alias(name, PREVIOUS, former.version)
     client.set_registered_model_alias(name, CHAMPION, version)

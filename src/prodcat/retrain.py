@@ -17,15 +17,22 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from prodcat.config import Settings, get_settings
-from prodcat.data.backlog import SNAPSHOT_BATCH_TAG, count_backlog
 from prodcat.data.dataset import load_dataset_spec
-from prodcat.db import get_engine
-from prodcat.evaluate import evaluate_model, load_evaluation_set, plot_confusion
+from prodcat.data.training_set import (
+    count_backlog,
+    load_category_names,
+    load_evaluation_set,
+    load_products,
+)
+from prodcat.evaluate import evaluate_model, plot_confusion
 from prodcat.metrics import incr_metric, record_timing, set_gauge
 from prodcat.registry import (
-    CHAMPION,
+    SNAPSHOT_BATCH_TAG,
+    SNAPSHOT_IDS_TAG,
+    SNAPSHOT_ROWS_TAG,
     gate_challenger,
-    get_alias_version,
+    get_champion,
+    get_snapshot_batch,
     load_version,
     promote_version,
 )
@@ -46,49 +53,28 @@ class RetrainDecision:
         return asdict(self)
 
 
-def load_products(settings: Settings, dataset: str, after_batch: int = 0) -> pd.DataFrame:
-    """Labelled products of a dataset ingested after a batch id (all of them for 0)."""
-    with get_engine(settings).connect() as conn:
-        return pd.read_sql_query(
-            "select product_id, title, description, label_code, batch_id from products "
-            "where dataset = %(d)s and batch_id > %(b)s order by batch_id, source_row",
-            conn.connection.driver_connection,
-            params={"d": dataset, "b": after_batch},
-        )
-
-
-def load_category_names(settings: Settings) -> dict[str, str]:
-    """Label code -> name, for the labels that have one."""
-    with get_engine(settings).connect() as conn:
-        rows = conn.exec_driver_sql("select code, name from labels where name is not null").all()
-    return {code: name for code, name in rows}
-
-
-def check_retraining(settings: Settings | None = None) -> RetrainDecision:
-    """Retrain when there is no champion, its F1 on fresh rows is low, or the backlog is large."""
+def check_retraining(
+    settings: Settings | None = None, requested: str | None = None
+) -> RetrainDecision:
+    """Retrain when there is no champion, when asked to (drift, manual), when its F1 on fresh
+    rows is low, or when the backlog is large; otherwise skip, saying why."""
     settings = settings or get_settings()
-    cfg, dataset = settings.training, load_dataset_spec(settings).name
-    champion = get_alias_version(CHAMPION, settings)
-    snapshot = int(champion.tags.get(SNAPSHOT_BATCH_TAG, 0)) if champion else 0
+    champion = get_champion(settings)
+    snapshot = get_snapshot_batch(champion)
     backlog = count_backlog(snapshot, settings)
     set_gauge("ingest.backlog_rows", backlog)
-    recent_f1 = None
+    recent_f1 = None if champion is None else score_fresh_rows(champion, snapshot, settings)
     if champion is None:
-        retrain, reason = True, "no_champion"
+        reason = "no_champion"
+    elif requested:
+        reason = requested
+    elif recent_f1 is not None and recent_f1 < settings.training.f1_threshold:
+        reason = "low_f1"
+    elif backlog >= settings.training.backlog_threshold:
+        reason = "backlog"
     else:
-        fresh = load_products(settings, dataset, snapshot)
-        if len(fresh):
-            predicted = load_version(champion.version, settings).predict(
-                fresh[["title", "description"]]
-            )
-            recent_f1 = float(f1_score(fresh["label_code"], predicted, average="weighted"))
-            set_gauge("train.champion_f1", recent_f1)
-        if recent_f1 is not None and recent_f1 < cfg.f1_threshold:
-            retrain, reason = True, "low_f1"
-        elif backlog >= cfg.backlog_threshold:
-            retrain, reason = True, "backlog"
-        else:
-            retrain, reason = False, "healthy"
+        reason = "healthy"
+    retrain = reason != "healthy"
     decision = RetrainDecision(
         retrain, reason, champion.version if champion else None, recent_f1, backlog
     )
@@ -100,11 +86,24 @@ def check_retraining(settings: Settings | None = None) -> RetrainDecision:
     return decision
 
 
-def choose_branch(rollback: bool = False, settings: Settings | None = None) -> str:
+def score_fresh_rows(champion, snapshot: int, settings: Settings) -> float | None:
+    """The champion's weighted F1 on rows ingested after its snapshot (None when there are none)."""
+    fresh = load_products(settings, load_dataset_spec(settings).name, snapshot)
+    if fresh.empty:
+        return None
+    predicted = load_version(champion.version, settings).predict(fresh[["title", "description"]])
+    recent_f1 = float(f1_score(fresh["label_code"], predicted, average="weighted"))
+    set_gauge("train.champion_f1", recent_f1)
+    return recent_f1
+
+
+def choose_branch(
+    rollback: bool = False, reason: str | None = None, settings: Settings | None = None
+) -> str:
     """The ml_pipeline task to run next: rollback, train or skip_training."""
     if rollback:
         return "rollback"
-    return "train" if check_retraining(settings).retrain else "skip_training"
+    return "train" if check_retraining(settings, reason).retrain else "skip_training"
 
 
 def train_challenger(
@@ -161,9 +160,9 @@ def train_challenger(
 def _snapshot(data: pd.DataFrame) -> dict[str, str]:
     ids = "\n".join(sorted(data["product_id"]))
     return {
-        "snapshot.row_count": str(len(data)),
+        SNAPSHOT_ROWS_TAG: str(len(data)),
         SNAPSHOT_BATCH_TAG: str(int(data["batch_id"].max())),
-        "snapshot.ids_sha256": hashlib.sha256(ids.encode()).hexdigest(),
+        SNAPSHOT_IDS_TAG: hashlib.sha256(ids.encode()).hexdigest(),
     }
 
 

@@ -28,7 +28,8 @@ def ensure_buckets(settings: Settings | None = None) -> list[str]:
     settings = settings or get_settings()
     client = get_s3_client(settings)
     created = []
-    for bucket in (settings.s3.images_bucket, settings.s3.mlflow_bucket):
+    s3 = settings.s3
+    for bucket in (s3.images_bucket, s3.mlflow_bucket, s3.reports_bucket):
         if not client.bucket_exists(bucket):
             client.make_bucket(bucket)
             log.info("created bucket %s", bucket)

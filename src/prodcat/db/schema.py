@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -137,8 +138,51 @@ prediction_log = Table(
     Index("ix_prediction_log_predicted_at", "predicted_at"),
 )
 
-# What reset_data empties, children first.
+# One row per drift check of one window ("new_data" or "live_traffic"); read by /drift.
+drift_reports = Table(
+    "drift_reports",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("window_name", Text, nullable=False),
+    Column("run_key", Text, nullable=False),
+    Column("window_start", DateTime(timezone=True)),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("after_batch", BigInteger),  # new data: the batches after_batch < id <= up_to_batch
+    Column("up_to_batch", BigInteger),
+    Column("champion_version", Text, nullable=False),
+    Column("reference_rows", Integer, nullable=False),
+    Column("current_rows", Integer, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("drift_share", Float),
+    Column("drifted_columns", Integer),
+    Column("columns", JSONB, nullable=False, server_default="{}"),
+    Column("report_key", Text),
+    Column("retrain_triggered", Boolean, nullable=False, server_default="false"),
+    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+    CheckConstraint("status in ('drift', 'no_drift', 'insufficient_data')", name="drift_status"),
+    UniqueConstraint("window_name", "run_key", name="uq_drift_window_run"),
+    Index("ix_drift_reports_window_end", "window_name", "window_end"),
+)
+
+# The champion's outputs on held-out rows, computed once per trained run: the reference for
+# predicted category, confidence and out-of-vocabulary share.
+drift_reference = Table(
+    "drift_reference",
+    metadata,
+    Column("run_id", Text, primary_key=True),
+    Column("dataset", Text, primary_key=True),
+    Column("product_id", Text, primary_key=True),
+    Column("model_version", Text, nullable=False),
+    Column("predicted_category", Text, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("oov_share", Float),
+)
+
+# What reset_data empties, children first. Drift reports describe the catalogue's windows,
+# so they go with it; prediction_log stays.
 PRODCAT_TABLES = [
+    drift_reports,
+    drift_reference,
     products,
     rejected_rows,
     evaluation_set,

@@ -76,19 +76,13 @@ def load_champion(settings: Settings) -> LoadedModel:
 def _load_from_registry(settings: Settings) -> LoadedModel:
     import mlflow
     import mlflow.sklearn
-    from mlflow.exceptions import MlflowException
 
-    from prodcat.registry import CHAMPION, get_client
+    from prodcat.registry import CHAMPION, get_champion, get_client
 
     client, name = get_client(settings), settings.mlflow.model_name
-    try:
-        version = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException as error:
-        if "RESOURCE_DOES_NOT_EXIST" in str(getattr(error, "error_code", "")):
-            raise ModelUnavailable(
-                f"no version of {name} has the '{CHAMPION}' alias yet"
-            ) from error
-        raise
+    version = get_champion(settings)
+    if version is None:
+        raise ModelUnavailable(f"no version of {name} has the '{CHAMPION}' alias yet")
     # The run id is part of the name: version numbers restart when a registered model is recreated.
     target = local_copy_dir(settings) / f"{version.version}-{version.run_id}"
     if not (target / "MLmodel").exists():

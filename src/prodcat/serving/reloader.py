@@ -21,9 +21,9 @@ log = logging.getLogger(__name__)
 
 def probe_champion_version(settings: Settings) -> str | None:
     """The version the champion alias points at now (None when there is none)."""
-    from prodcat.registry import CHAMPION, get_alias_version
+    from prodcat.registry import get_champion
 
-    version = get_alias_version(CHAMPION, settings)
+    version = get_champion(settings)
     return version.version if version else None
 
 

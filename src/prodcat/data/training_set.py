@@ -1,0 +1,86 @@
+"""Every SQL read of training and evaluation data: one place, so they cannot disagree.
+
+Training rows are the products of a dataset; the evaluation set is held out and never
+among them. A champion's training snapshot is every product up to its `snapshot.max_batch_id`.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from prodcat.config import Settings
+from prodcat.db import get_engine
+
+PRODUCT_COLUMNS = "product_id, title, description, label_code, batch_id"
+
+
+def read_frame(settings: Settings, sql: str, params: dict) -> pd.DataFrame:
+    """A query's rows as a DataFrame (psycopg2's own connection: pandas wants a DBAPI one)."""
+    with get_engine(settings).connect() as conn:
+        return pd.read_sql_query(sql, conn.connection.driver_connection, params=params)
+
+
+def load_products(settings: Settings, dataset: str, after_batch: int = 0) -> pd.DataFrame:
+    """Labelled products of a dataset ingested after a batch id (all of them for 0)."""
+    return read_frame(
+        settings,
+        f"select {PRODUCT_COLUMNS} from products "
+        "where dataset = %(d)s and batch_id > %(b)s order by batch_id, source_row",
+        {"d": dataset, "b": after_batch},
+    )
+
+
+def load_batch_range(
+    settings: Settings, dataset: str, after_batch: int, up_to_batch: int, rows: int, seed: int
+) -> pd.DataFrame:
+    """A seeded sample of at most `rows` products with after_batch < batch_id <= up_to_batch."""
+    return read_frame(
+        settings,
+        f"select {PRODUCT_COLUMNS} from products "
+        "where dataset = %(d)s and batch_id > %(a)s and batch_id <= %(u)s "
+        "order by md5(product_id || %(s)s) limit %(n)s",
+        {"d": dataset, "a": after_batch, "u": up_to_batch, "s": str(seed), "n": rows},
+    )
+
+
+def find_last_batch(settings: Settings, dataset: str, ingested_by) -> int:
+    """The highest batch id with products ingested at or before a time (0 when none)."""
+    with get_engine(settings).connect() as conn:
+        row = conn.exec_driver_sql(
+            "select coalesce(max(batch_id), 0) from products "
+            "where dataset = %s and ingested_at <= %s",
+            (dataset, ingested_by),
+        ).one()
+    return int(row[0])
+
+
+def load_category_names(settings: Settings) -> dict[str, str]:
+    """Label code -> name, for the labels that have one."""
+    with get_engine(settings).connect() as conn:
+        rows = conn.exec_driver_sql("select code, name from labels where name is not null").all()
+    return {code: name for code, name in rows}
+
+
+def load_evaluation_frame(settings: Settings, dataset: str) -> pd.DataFrame:
+    """The held-out rows reset_data carved: product id, title, description and label."""
+    return read_frame(
+        settings,
+        "select product_id, title, description, label_code from evaluation_set "
+        "where dataset = %(d)s order by source_row",
+        {"d": dataset},
+    )
+
+
+def load_evaluation_set(settings: Settings, dataset: str) -> tuple[pd.DataFrame, pd.Series]:
+    """The evaluation set as features (title, description) and labels."""
+    frame = load_evaluation_frame(settings, dataset)
+    return frame[["title", "description"]], frame["label_code"]
+
+
+def count_backlog(since_batch_id: int | None, settings: Settings | None = None) -> int:
+    """Products ingested in batches after since_batch_id (all of them when None)."""
+    with get_engine(settings).connect() as conn:
+        row = conn.exec_driver_sql(
+            "select count(*) from products where batch_id > %s", (since_batch_id or 0,)
+        ).one()
+    return int(row[0])

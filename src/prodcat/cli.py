@@ -36,6 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     reset = data_commands.add_parser("reset", help="empty prodcat's data, carve the eval set")
     reset.add_argument("--confirm", action="store_true", help="required: this deletes data")
 
+    drift = commands.add_parser("drift", help="drift detection without Airflow")
+    check = drift.add_subparsers(dest="action", required=True).add_parser(
+        "check", help="compare new listings and live traffic with the champion's data now"
+    )
+    check.add_argument("--window", choices=["new_data", "live_traffic"], action="append",
+                       help="only this window (default: both)")  # fmt: skip
+    check.add_argument("--run-key", help="the same key twice gives the same result "
+                       "(default: cli__<time>)")  # fmt: skip
+
     train = commands.add_parser("train", help="train, evaluate and gate a challenger")
     train.add_argument("--no-promote", action="store_true", help="gate but never promote")
     promote = commands.add_parser("promote", help="point the champion alias at a version")
@@ -93,6 +102,19 @@ def run_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_drift(args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from prodcat.drift.check import WINDOWS, check_window
+
+    now = datetime.now(UTC)
+    run_key = args.run_key or f"cli__{now:%Y%m%dT%H%M%S}"
+    for window in args.window or WINDOWS:
+        print(json.dumps(check_window(window, now, run_key), default=str))
+    return 0
+
+
 def run_stack(args: argparse.Namespace) -> int:
     from prodcat.stack import Stack, StackError, format_status, format_welcome
 
@@ -131,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command in ("train", "promote", "rollback"):
         return run_models(args)
+    if args.command == "drift":
+        return run_drift(args)
     return run_data(args)
 
 

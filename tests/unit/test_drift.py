@@ -60,8 +60,10 @@ def check(reference, window: str, rows: pd.DataFrame, model):
 def as_traffic(rows: pd.DataFrame, model) -> pd.DataFrame:
     """What prediction_log holds for these listings: the text and the model's answer."""
     outputs = predict_outputs(model, rows, Vocabulary(model))
-    return rows[["title", "description"]].reset_index(drop=True).join(
-        outputs[["predicted_category", "confidence"]]
+    return (
+        rows[["title", "description"]]
+        .reset_index(drop=True)
+        .join(outputs[["predicted_category", "confidence"]])
     )
 
 

@@ -19,7 +19,7 @@ its rows too.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
@@ -70,7 +70,11 @@ def find_bounds(settings: Settings, window: str, end: datetime, run_key: str, ch
         return {k: done[k] for k in ("window_start", "window_end", "after_batch", "up_to_batch")}
     previous = store.find_previous_decision(settings, window, end, run_key)
     if window == "live_traffic":
-        start = previous["window_end"] if previous else None
+        # Version numbers restart when a registered model is recreated: only predictions made
+        # after this version existed can be its own.
+        start = datetime.fromtimestamp(champion.creation_timestamp / 1000, UTC)
+        if previous is not None:
+            start = max(start, previous["window_end"])
         return {"window_start": start, "window_end": end, "after_batch": None, "up_to_batch": None}
     dataset = load_dataset_spec(settings).name
     after = max(get_snapshot_batch(champion), previous["up_to_batch"] if previous else 0)

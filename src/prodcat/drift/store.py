@@ -14,7 +14,6 @@ from psycopg2.extras import execute_values
 from prodcat.config import Settings
 from prodcat.data.training_set import read_frame
 from prodcat.db import get_engine
-from prodcat.storage import get_s3_client
 
 log = logging.getLogger(__name__)
 REPORT_FIELDS = (
@@ -25,14 +24,14 @@ REPORT_FIELDS = (
 
 
 def load_live_window(
-    settings: Settings, version: str, start: datetime | None, end: datetime, rows: int
+    settings: Settings, version: str, start: datetime, end: datetime, rows: int
 ) -> pd.DataFrame:
     """The newest `rows` predictions of one model version with start < predicted_at <= end."""
     return read_frame(
         settings,
         "select title, description, category_code as predicted_category, confidence "
-        "from prediction_log where model_version = %(v)s and predicted_at <= %(e)s "
-        "and (%(s)s::timestamptz is null or predicted_at > %(s)s) "
+        "from prediction_log where model_version = %(v)s "
+        "and predicted_at > %(s)s and predicted_at <= %(e)s "
         "order by predicted_at desc limit %(n)s",
         {"v": version, "s": start, "e": end, "n": rows},
     )
@@ -152,6 +151,8 @@ def save_reference_outputs(
 
 def upload_report(settings: Settings, key: str, html: str) -> str:
     """Put an HTML report in the reports bucket; returns its s3:// location."""
+    from prodcat.storage import get_s3_client  # not in the API's slim image, which only reads
+
     data = html.encode("utf-8")
     bucket = settings.s3.reports_bucket
     get_s3_client(settings).put_object(

@@ -27,7 +27,7 @@ from prodcat.serving.openapi import document_limits
 from prodcat.serving.prediction_log import PredictionLogWriter
 from prodcat.serving.predictor import PredictionBatcher
 from prodcat.serving.reloader import ModelReloader, probe_champion_version
-from prodcat.serving.routes import admin, health, model, predict
+from prodcat.serving.routes import admin, drift, health, model, predict
 from prodcat.serving.routes import metrics as metrics_routes
 from prodcat.serving.state import ModelState
 
@@ -82,11 +82,13 @@ def create_app(
         lifespan=lifespan,
         description="Product categorisation: POST a listing to /predict/, get its category.",
     )
+    app.state.settings = settings
     for router in (
         health.router,
         predict.router,
         model.router,
         admin.router,
+        drift.router,
         metrics_routes.router,
     ):
         app.include_router(router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -102,3 +103,31 @@ class ModelInfoResponse(BaseModel):
     trained_at: Any = None
     metrics: dict[str, float] = {}
     classes: list[str]
+
+
+class DriftColumn(BaseModel):
+    score: float
+    method: str
+    threshold: float
+    drifted: bool
+
+
+class DriftWindow(BaseModel):
+    window_name: str = Field(description="new_data or live_traffic")
+    status: str = Field(description="drift, no_drift or insufficient_data")
+    checked_at: datetime
+    window_start: datetime | None
+    window_end: datetime
+    champion_version: str
+    reference_rows: int
+    current_rows: int
+    drift_share: float | None
+    drifted_columns: int | None
+    columns: dict[str, DriftColumn]
+    retrain_triggered: bool
+    bucket: str
+    report_key: str | None = Field(description="The HTML report's key in the bucket")
+
+
+class DriftResponse(BaseModel):
+    windows: list[DriftWindow]

@@ -1,15 +1,17 @@
 """
 ### ml_pipeline
 
-Hourly, and whenever another DAG triggers it (drift_detection does, with the parameter
-`reason` set to `drift`): decides whether to retrain, and if so trains a challenger,
-evaluates it, gates it and promotes it.
+Hourly, whenever prepare_data loads new rows (the `prodcat://products` asset), and whenever
+another DAG triggers it (drift_detection does, with the parameter `reason` set to `drift`):
+decides whether to retrain, and if so trains a challenger, evaluates it, gates it and
+promotes it.
 
-Retraining happens when there is no champion, when a run is triggered with a reason (drift),
-when the champion's weighted F1 on the rows
-ingested after its training snapshot falls below `PRODCAT_TRAINING__F1_THRESHOLD` (0.7), or
-when that backlog reaches `PRODCAT_TRAINING__BACKLOG_THRESHOLD` rows (10,000). Otherwise the
-run skips training and logs why. Either way the run ends in success.
+Nothing is trained before the evaluation set exists and `PRODCAT_TRAINING__MIN_ROWS` (4,000)
+labelled rows are in. Then retraining happens when there is no champion, when a run is
+triggered with a reason (drift), when the champion's weighted F1 on the rows ingested after
+its training snapshot falls below `PRODCAT_TRAINING__F1_THRESHOLD` (0.7), or when that
+backlog reaches `PRODCAT_TRAINING__BACKLOG_THRESHOLD` rows (10,000). Otherwise the run skips
+training and logs why. Either way the run ends in success.
 
 Set the parameter `rollback` to true to move the `champion` alias back to `previous` instead.
 """
@@ -17,20 +19,29 @@ Set the parameter `rollback` to true to move the `champion` alias back to `previ
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
-from prodcat.config import get_settings
+from prodcat.config import PRODUCTS_ASSET, get_settings
 
 settings = get_settings()
 
 
 @dag(
     dag_id="ml_pipeline",
-    schedule=settings.schedules.ml_pipeline,
+    # Hourly, and as soon as prepare_data loads new rows: the first champion comes without delay.
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(settings.schedules.ml_pipeline, timezone="UTC"),
+        assets=[Asset(PRODUCTS_ASSET)],
+    ),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "prodcat", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    default_args={
+        "owner": "prodcat",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "execution_timeout": timedelta(hours=2),
+    },
     params={
         "rollback": Param(False, type="boolean", description="Roll the champion back."),
         "reason": Param(

@@ -21,7 +21,12 @@ from airflow.sdk import Param, dag, task
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "prodcat", "retries": 2, "retry_delay": timedelta(seconds=10)},
+    default_args={
+        "owner": "prodcat",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=10),
+        "execution_timeout": timedelta(minutes=30),
+    },
     params={
         "confirm": Param(
             False, type="boolean", description="Must be true: this deletes all ingested data."

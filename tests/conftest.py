@@ -13,6 +13,8 @@ TEST_PORT_OFFSET = int(os.environ.get("PRODCAT_TEST_PORT_OFFSET", "100"))
 os.environ.setdefault("PRODCAT_STATE_DIR", str(ROOT / ".state-test"))
 os.environ.setdefault("PRODCAT_AIRFLOW__DAGS_PAUSED_AT_CREATION", "true")
 os.environ.setdefault("PRODCAT_TRAINING__PROFILE", "fast")
+# Two 2,000-row batches of the designations file are enough to train on in tests.
+os.environ.setdefault("PRODCAT_TRAINING__MIN_ROWS", "3000")
 
 
 def port_overrides(offset: int) -> dict[str, str]:

@@ -136,6 +136,8 @@ class DataSettings(BaseModel):
     # A bundled dataset description (src/prodcat/data/datasets/<name>.yaml) or a YAML file path.
     dataset: str = "rakuten-designations"
     batch_size: int = Field(default=2000, gt=0)
+    # Quick start: each prepare_data run loads every batch left instead of one.
+    catch_up: bool = False
     eval_size: int = Field(default=2000, ge=0)  # 0: no evaluation set
     seed: int = 42
     max_title_chars: int = Field(default=1000, gt=0)
@@ -148,6 +150,8 @@ class TrainingSettings(BaseModel):
     backlog_threshold: int = Field(default=10_000, ge=0)
     min_delta: float = Field(default=0.002, ge=0)
     f1_floor: float = Field(default=0.5, ge=0, le=1)
+    # ml_pipeline skips (with the reason logged) until this many labelled rows are in.
+    min_rows: int = Field(default=4000, ge=2)
 
 
 class DriftSettings(BaseModel):
@@ -163,6 +167,10 @@ class DriftSettings(BaseModel):
     key_columns: list[str] = ["label", "predicted_category", "confidence"]
     cooldown_hours: float = Field(default=24, ge=0)
     seed: int = 42
+
+
+# The Airflow asset prepare_data updates when it loads new rows; ml_pipeline runs on it.
+PRODUCTS_ASSET = "prodcat://products"
 
 
 class ScheduleSettings(BaseModel):

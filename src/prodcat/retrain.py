@@ -20,6 +20,7 @@ from prodcat.config import Settings, get_settings
 from prodcat.data.dataset import load_dataset_spec
 from prodcat.data.training_set import (
     count_backlog,
+    count_training_data,
     load_category_names,
     load_evaluation_set,
     load_products,
@@ -39,6 +40,8 @@ from prodcat.registry import (
 from prodcat.train import fit_best, search_candidates
 
 log = logging.getLogger(__name__)
+# Decisions that skip training (the run still succeeds).
+SKIP_REASONS = frozenset({"healthy", "too_few_rows", "no_evaluation_set"})
 
 
 @dataclass(frozen=True)
@@ -57,24 +60,19 @@ def check_retraining(
     settings: Settings | None = None, requested: str | None = None
 ) -> RetrainDecision:
     """Retrain when there is no champion, when asked to (drift, manual), when its F1 on fresh
-    rows is low, or when the backlog is large; otherwise skip, saying why."""
+    rows is low, or when the backlog is large; skip while data is missing, saying why."""
     settings = settings or get_settings()
     champion = get_champion(settings)
     snapshot = get_snapshot_batch(champion)
     backlog = count_backlog(snapshot, settings)
     set_gauge("ingest.backlog_rows", backlog)
-    recent_f1 = None if champion is None else score_fresh_rows(champion, snapshot, settings)
-    if champion is None:
-        reason = "no_champion"
-    elif requested:
-        reason = requested
-    elif recent_f1 is not None and recent_f1 < settings.training.f1_threshold:
-        reason = "low_f1"
-    elif backlog >= settings.training.backlog_threshold:
-        reason = "backlog"
-    else:
-        reason = "healthy"
-    retrain = reason != "healthy"
+    reason = find_missing_data(settings)
+    recent_f1 = None
+    if reason is None and champion is not None:
+        recent_f1 = score_fresh_rows(champion, snapshot, settings)
+    if reason is None:
+        reason = choose_reason(champion, requested, recent_f1, backlog, settings)
+    retrain = reason not in SKIP_REASONS
     decision = RetrainDecision(
         retrain, reason, champion.version if champion else None, recent_f1, backlog
     )
@@ -84,6 +82,34 @@ def check_retraining(
         "retraining %s: %s", "needed" if retrain else "skipped", json.dumps(decision.as_dict())
     )
     return decision
+
+
+def find_missing_data(settings: Settings) -> str | None:
+    """Why training cannot start yet (no evaluation set, too few rows), or None."""
+    dataset = load_dataset_spec(settings).name
+    rows, held_out = count_training_data(settings, dataset)
+    if held_out == 0:
+        log.warning("%s has no evaluation set: set PRODCAT_DATA__EVAL_SIZE above 0 and run "
+                    "reset_data; no model is trained without one", dataset)  # fmt: skip
+        return "no_evaluation_set"
+    if rows < settings.training.min_rows:
+        log.info("%s has %d labelled rows, fewer than PRODCAT_TRAINING__MIN_ROWS (%d): "
+                 "waiting for more", dataset, rows, settings.training.min_rows)  # fmt: skip
+        return "too_few_rows"
+    return None
+
+
+def choose_reason(champion, requested, recent_f1, backlog: int, settings: Settings) -> str:
+    """The first reason to retrain that holds, or "healthy"."""
+    if champion is None:
+        return "no_champion"
+    if requested:
+        return requested
+    if recent_f1 is not None and recent_f1 < settings.training.f1_threshold:
+        return "low_f1"
+    if backlog >= settings.training.backlog_threshold:
+        return "backlog"
+    return "healthy"
 
 
 def score_fresh_rows(champion, snapshot: int, settings: Settings) -> float | None:
@@ -117,6 +143,11 @@ def train_challenger(
 
     settings = settings or get_settings()
     dataset = load_dataset_spec(settings).name
+    if count_training_data(settings, dataset)[1] == 0:
+        raise ValueError(
+            f"dataset {dataset} has no evaluation set: no model is trained before one exists "
+            "(the first ingestion carves it, or reset_data)"
+        )
     data = load_products(settings, dataset)
     if data["label_code"].nunique() < 2:
         raise ValueError(f"dataset {dataset} has {len(data)} labelled rows: too few to train on")

@@ -13,10 +13,11 @@ from sqlalchemy import text
 
 from prodcat.config import Settings
 from prodcat.data import ingest
-from prodcat.data.backlog import count_backlog
 from prodcat.data.ingest import ingest_next_batch
 from prodcat.data.reset import reset_data
+from prodcat.data.training_set import count_backlog, load_products
 from prodcat.db import get_engine
+from prodcat.db.schema import PRODCAT_TABLES
 from prodcat.storage import get_s3_client
 
 pytestmark = pytest.mark.integration
@@ -272,3 +273,33 @@ def test_backlog_counts_rows_after_a_snapshot(designations):
     assert count_backlog(None, designations) == first.rows_accepted + second.rows_accepted
     assert count_backlog(first.batch_id, designations) == second.rows_accepted
     assert count_backlog(second.batch_id, designations) == 0
+
+
+def test_the_first_ingestion_of_an_empty_dataset_holds_out_the_evaluation_set_first(settings):
+    s = with_data(settings, raw_dir=SHARED, dataset="rakuten-designations", batch_size=2000,
+                  eval_size=1000)  # fmt: skip
+    with get_engine(s).begin() as conn:  # an empty platform: no reset_data was ever run
+        conn.exec_driver_sql(f"truncate {', '.join(t.name for t in PRODCAT_TABLES)}")
+    batch = ingest_next_batch("first-ever", settings=s)
+    held_out = rows(s, "select source_row, product_id from evaluation_set order by 1")
+    assert len(held_out) == 1000 and batch.rows_read == 2000
+    loaded = {r[0] for r in rows(s, "select product_id from products")}
+    assert loaded and not loaded & {r[1] for r in held_out}
+    assert ingest_next_batch("second", settings=s).rows_read == 2000  # carved once only
+    assert scalar(s, "select count(*) from evaluation_set") == 1000
+    reset_data(confirm=True, settings=s)  # the same carve as reset_data's
+    assert rows(s, "select source_row, product_id from evaluation_set order by 1") == held_out
+
+
+def test_training_reads_exclude_the_evaluation_set_even_if_a_row_got_into_products(designations):
+    batch = ingest_next_batch("excluded", settings=designations)
+    with get_engine(designations).begin() as conn:  # a held-out row in products, by any bug
+        conn.exec_driver_sql(
+            "insert into products (dataset, product_id, title, description, label_code, "
+            "source_row, batch_id) select dataset, product_id, title, description, label_code, "
+            "source_row, %s from evaluation_set limit 1",
+            (batch.batch_id,),
+        )
+    products = load_products(designations, "rakuten-designations")
+    held_out = {r[0] for r in rows(designations, "select product_id from evaluation_set")}
+    assert len(products) == batch.rows_accepted and not set(products["product_id"]) & held_out

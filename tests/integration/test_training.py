@@ -14,6 +14,7 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 from prodcat.config import get_settings
+from prodcat.data.dataset import BUNDLED
 from prodcat.data.ingest import ingest_next_batch
 from prodcat.data.reset import reset_data
 from prodcat.registry import (
@@ -196,3 +197,38 @@ def test_the_api_serves_the_champion_and_starts_from_its_local_copy_without_the_
             assert client.post("/predict/", json={"title": "Piscine"}).status_code == 200
     finally:
         stack.up(["mlflow"])
+
+
+def test_ml_pipeline_skips_with_the_reason_logged_while_too_few_rows_are_in(
+    trained, monkeypatch, caplog
+):
+    monkeypatch.setenv("PRODCAT_TRAINING__MIN_ROWS", "1000000")
+    get_settings.cache_clear()
+    try:
+        with caplog.at_level("INFO", logger="prodcat.retrain"):
+            decision = check_retraining()
+        run = (
+            DagBag(dag_folder=str(DAGS))
+            .dags["ml_pipeline"]
+            .test(logical_date=pendulum.datetime(2026, 11, 4, tz="UTC"))
+        )
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert not decision.retrain and decision.reason == "too_few_rows"
+    assert "fewer than PRODCAT_TRAINING__MIN_ROWS (1000000)" in caplog.text
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert run.state == "success" and states["skip_training"] == "success"
+    assert states["train"] == "skipped"
+
+
+def test_no_model_is_trained_without_an_evaluation_set(trained, tmp_path):
+    spec = (BUNDLED / "rakuten-designations.yaml").read_text()
+    (tmp_path / "fresh.yaml").write_text(spec.replace("rakuten-designations", "never-ingested"))
+    base = get_settings()
+    settings = base.model_copy(
+        update={"data": base.data.model_copy(update={"dataset": str(tmp_path / "fresh.yaml")})}
+    )
+    assert check_retraining(settings).reason == "no_evaluation_set"
+    with pytest.raises(ValueError, match="no evaluation set"):
+        train_challenger(settings=settings)

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from prodcat.config import DriftSettings, Settings
-from prodcat.drift.check import current_frame, predict_outputs, reference_frame, usable_columns
 from prodcat.drift.compare import compare_frames
 from prodcat.drift.descriptors import Vocabulary, describe_texts, join_text
+from prodcat.drift.frames import current_frame, predict_outputs, reference_frame, usable_columns
 from prodcat.train import build_pipeline, load_profile, make_estimator, param_prefix
 
 CFG = DriftSettings()

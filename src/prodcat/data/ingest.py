@@ -20,6 +20,7 @@ from psycopg2.extras import execute_values
 
 from prodcat.config import Settings, get_settings
 from prodcat.data.dataset import DatasetSpec, iter_source, load_dataset_spec, read_label_names
+from prodcat.data.evaluation_set import has_evaluation_set, store_evaluation_set
 from prodcat.data.validate import Limits, describe_rejection, find_rejections, safe_text
 from prodcat.db import get_engine
 from prodcat.metrics import incr_metric, record_timing
@@ -49,6 +50,26 @@ class BatchResult:
         return asdict(self)
 
 
+def ingest_pending(
+    run_key: str, logical_date: datetime | None = None, settings: Settings | None = None
+) -> dict:
+    """The next batch; with PRODCAT_DATA__CATCH_UP, every batch left. Totals as a dict.
+
+    Catch-up batches take the run keys run_key, run_key+1, ..., so a rerun loads nothing twice.
+    """
+    settings = settings or get_settings()
+    results = [ingest_next_batch(run_key, logical_date, settings)]
+    while settings.data.catch_up and not results[-1].exhausted:
+        results.append(ingest_next_batch(f"{run_key}+{len(results)}", logical_date, settings))
+    loaded = [r for r in results if r.batch_id is not None]
+    if settings.data.catch_up:
+        log.info("caught up: %d batches, %d rows accepted", len(loaded),
+                 sum(r.rows_accepted for r in loaded))  # fmt: skip
+    totals = {f: sum(getattr(r, f) for r in loaded)
+              for f in ("rows_read", "rows_accepted", "rows_rejected")}  # fmt: skip
+    return {"batches": [r.batch_id for r in loaded], **totals}
+
+
 def ingest_next_batch(
     run_key: str,
     logical_date: datetime | None = None,
@@ -67,6 +88,10 @@ def ingest_next_batch(
                 conn.rollback()
                 log.info("run %s already loaded batch %s; nothing to do", run_key, done.batch_id)
                 return done
+            if next_row == 0 and settings.data.eval_size and not has_evaluation_set(cur, spec.name):
+                # The first ingestion of an empty dataset: hold out the evaluation set first.
+                label_names = read_label_names(spec, settings.data.raw_dir)
+                store_evaluation_set(cur, spec, settings, label_names)
             result = _load_batch(cur, spec, settings, run_key, logical_date, next_row)
         conn.commit()
     except Exception as error:

@@ -5,13 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 
-import pandas as pd
 from psycopg2.extras import execute_values
-from sklearn.model_selection import train_test_split
 
 from prodcat.config import Settings, get_settings
-from prodcat.data.dataset import DatasetSpec, iter_source, load_dataset_spec, read_label_names
-from prodcat.data.validate import Limits, find_rejections
+from prodcat.data.dataset import load_dataset_spec, read_label_names
+from prodcat.data.evaluation_set import store_evaluation_set
 from prodcat.db import get_engine
 from prodcat.db.schema import PRODCAT_TABLES
 from prodcat.storage import empty_bucket
@@ -36,9 +34,7 @@ def reset_data(confirm: bool, settings: Settings | None = None) -> ResetResult:
         raise ValueError("reset_data deletes all ingested data; run it with confirm=true")
     settings = settings or get_settings()
     spec = load_dataset_spec(settings)
-    source = pd.concat(list(iter_source(spec, settings.data.raw_dir)), ignore_index=True)
     label_names = read_label_names(spec, settings.data.raw_dir)
-    held_out = carve_evaluation_set(source, spec, settings, label_names)
     conn = get_engine(settings).raw_connection()
     try:
         with conn.cursor() as cur:
@@ -48,7 +44,7 @@ def reset_data(confirm: bool, settings: Settings | None = None) -> ResetResult:
                 execute_values(
                     cur, "insert into labels (code, name) values %s", list(label_names.items())
                 )
-            _insert_evaluation_set(cur, held_out, spec.name)
+            source_rows, eval_rows = store_evaluation_set(cur, spec, settings, label_names)
             cur.execute(
                 "insert into ingestion_cursor (dataset, next_row) values (%s, 0)", (spec.name,)
             )
@@ -58,48 +54,6 @@ def reset_data(confirm: bool, settings: Settings | None = None) -> ResetResult:
     deleted = empty_bucket(settings.s3.images_bucket, settings)
     log.info(
         "reset %s: %d source rows, %d held out for evaluation, %d images deleted",
-        spec.name, len(source), len(held_out), deleted,
+        spec.name, source_rows, eval_rows, deleted,
     )  # fmt: skip
-    return ResetResult(spec.name, len(source), len(held_out), deleted)
-
-
-def carve_evaluation_set(
-    source: pd.DataFrame,
-    spec: DatasetSpec,
-    settings: Settings,
-    label_names: dict[str, str] | None,
-) -> pd.DataFrame:
-    """A seeded, label-stratified sample of valid rows that training must never see."""
-    limits = Limits(settings.data.max_title_chars, settings.data.max_description_chars)
-    reasons = find_rejections(source, limits, set(label_names) if label_names else None, set())
-    valid = source[reasons == ""]
-    # Stratifying needs two rows per label; rarer labels stay in the stream.
-    counts = valid["label"].value_counts()
-    valid = valid[valid["label"].isin(counts[counts >= 2].index)]
-    size = settings.data.eval_size
-    if size == 0:
-        return valid.iloc[:0]
-    if size > len(valid) // 2:
-        raise ValueError(
-            f"eval_size {size} is more than half of the {len(valid)} valid rows of {spec.name}; "
-            "lower PRODCAT_DATA__EVAL_SIZE"
-        )
-    _, held_out = train_test_split(
-        valid, test_size=size, stratify=valid["label"], random_state=settings.data.seed
-    )
-    return held_out.sort_values("source_row")
-
-
-def _insert_evaluation_set(cur, held_out: pd.DataFrame, dataset: str) -> None:
-    values = [
-        (dataset, r.product_id, r.title, r.description, r.label, r.image_path, int(r.source_row))
-        for r in held_out.itertuples()
-    ]
-    execute_values(
-        cur,
-        """insert into evaluation_set
-           (dataset, product_id, title, description, label_code, image_path, source_row)
-           values %s""",
-        values,
-        page_size=1000,
-    )
+    return ResetResult(spec.name, source_rows, eval_rows, deleted)

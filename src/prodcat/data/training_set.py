@@ -7,17 +7,24 @@ among them. A champion's training snapshot is every product up to its `snapshot.
 from __future__ import annotations
 
 import pandas as pd
+from sqlalchemy import text
 
 from prodcat.config import Settings
 from prodcat.db import get_engine
 
 PRODUCT_COLUMNS = "product_id, title, description, label_code, batch_id"
+# Ingestion never loads an evaluation row as a product; every training read says so again, so
+# that no change elsewhere can ever let a model train on the rows it is evaluated on.
+NOT_HELD_OUT = (
+    "not exists (select 1 from evaluation_set e "
+    "where e.dataset = products.dataset and e.product_id = products.product_id)"
+)
 
 
 def read_frame(settings: Settings, sql: str, params: dict) -> pd.DataFrame:
-    """A query's rows as a DataFrame (psycopg2's own connection: pandas wants a DBAPI one)."""
+    """A query's rows (named :parameters) as a DataFrame."""
     with get_engine(settings).connect() as conn:
-        return pd.read_sql_query(sql, conn.connection.driver_connection, params=params)
+        return pd.read_sql_query(text(sql), conn, params=params)
 
 
 def load_products(settings: Settings, dataset: str, after_batch: int = 0) -> pd.DataFrame:
@@ -25,7 +32,7 @@ def load_products(settings: Settings, dataset: str, after_batch: int = 0) -> pd.
     return read_frame(
         settings,
         f"select {PRODUCT_COLUMNS} from products "
-        "where dataset = %(d)s and batch_id > %(b)s order by batch_id, source_row",
+        f"where dataset = :d and batch_id > :b and {NOT_HELD_OUT} order by batch_id, source_row",
         {"d": dataset, "b": after_batch},
     )
 
@@ -37,8 +44,8 @@ def load_batch_range(
     return read_frame(
         settings,
         f"select {PRODUCT_COLUMNS} from products "
-        "where dataset = %(d)s and batch_id > %(a)s and batch_id <= %(u)s "
-        "order by md5(product_id || %(s)s) limit %(n)s",
+        f"where dataset = :d and batch_id > :a and batch_id <= :u and {NOT_HELD_OUT} "
+        "order by md5(product_id || :s) limit :n",
         {"d": dataset, "a": after_batch, "u": up_to_batch, "s": str(seed), "n": rows},
     )
 
@@ -66,7 +73,7 @@ def load_evaluation_frame(settings: Settings, dataset: str) -> pd.DataFrame:
     return read_frame(
         settings,
         "select product_id, title, description, label_code from evaluation_set "
-        "where dataset = %(d)s order by source_row",
+        "where dataset = :d order by source_row",
         {"d": dataset},
     )
 
@@ -75,6 +82,16 @@ def load_evaluation_set(settings: Settings, dataset: str) -> tuple[pd.DataFrame,
     """The evaluation set as features (title, description) and labels."""
     frame = load_evaluation_frame(settings, dataset)
     return frame[["title", "description"]], frame["label_code"]
+
+
+def count_training_data(settings: Settings, dataset: str) -> tuple[int, int]:
+    """Labelled products a model of this dataset would train on, and evaluation rows."""
+    with get_engine(settings).connect() as conn:
+        return conn.exec_driver_sql(
+            f"select (select count(*) from products where dataset = %s and {NOT_HELD_OUT}), "
+            "(select count(*) from evaluation_set where dataset = %s)",
+            (dataset, dataset),
+        ).one()
 
 
 def count_backlog(since_batch_id: int | None, settings: Settings | None = None) -> int:

@@ -19,6 +19,9 @@ its rows too.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -28,7 +31,8 @@ from prodcat.data.dataset import load_dataset_spec
 from prodcat.data.training_set import find_last_batch, load_batch_range, load_evaluation_frame
 from prodcat.drift import store
 from prodcat.drift.compare import Comparison, compare_frames
-from prodcat.drift.descriptors import DESCRIPTOR_COLUMNS, Vocabulary, describe_texts, join_text
+from prodcat.drift.descriptors import Vocabulary
+from prodcat.drift.frames import current_frame, predict_outputs, reference_frame, usable_columns
 from prodcat.metrics import set_gauge
 from prodcat.registry import get_champion, get_snapshot_batch, load_version
 
@@ -39,31 +43,70 @@ WINDOWS = ("new_data", "live_traffic")
 def check_window(
     window: str, window_end: datetime, run_key: str, settings: Settings | None = None
 ) -> dict:
-    """Check one window ending at window_end; the same run_key again gives the same result."""
+    """Check one window ending at window_end; the same run_key again gives the same result.
+
+    Returns the summary stored in drift_reports, with the seconds each stage took.
+    """
     if window not in WINDOWS:
         raise ValueError(f"unknown drift window {window!r}; known: {', '.join(WINDOWS)}")
-    settings = settings or get_settings()
-    champion = get_champion(settings)
-    if champion is None:
-        log.info("%s: no champion yet, so no reference to compare with; skipped", window)
-        return {"window_name": window, "status": "skipped", "reason": "no champion"}
-    model = load_version(champion.version, settings)
-    bounds = find_bounds(settings, window, window_end, run_key, champion)
-    reference, current, columns = build_frames(settings, window, bounds, champion, model)
-    comparison = compare_frames(reference, current, columns, settings.drift)
+    settings, timer = settings or get_settings(), StageTimer(window)
+    with timer("load_champion"):
+        champion = get_champion(settings)
+        if champion is None:
+            log.info("%s: no champion yet, so no reference to compare with; skipped", window)
+            return {"window_name": window, "status": "skipped", "reason": "no champion"}
+        model = load_version(champion.version, settings)
+    with timer("reference_outputs"):
+        vocabulary = Vocabulary(model)
+        dataset = load_dataset_spec(settings).name
+        outputs = load_reference_outputs(settings, dataset, champion, model, vocabulary)
+    with timer("read_rows"):
+        bounds = find_bounds(settings, window, dataset, window_end, run_key, champion)
+        snapshot, rows = read_rows(settings, window, dataset, bounds, champion)
+    with timer("descriptors"):
+        reference = reference_frame(snapshot, outputs)
+        current, wanted = current_frame(window, rows, vocabulary)
+    with timer("evidently"):
+        columns = usable_columns(reference, current, wanted)
+        comparison = compare_frames(reference, current, columns, settings.drift)
     summary = summarise(window, run_key, bounds, champion.version, comparison)
-    if comparison.html is not None:
-        key = f"drift/{window}/{window_end:%Y%m%dT%H%M%S}-{run_key_slug(run_key)}.html"
-        location = store.upload_report(settings, key, comparison.html)
-        summary["report_key"] = key
-        log.info("%s: the drift report is at %s", window, location)
-    store.save_report(settings, summary)
-    send_gauges(window, comparison)
+    with timer("upload_report"):
+        summary["report_key"] = upload(settings, window, window_end, run_key, comparison)
+    with timer("save_summary"):
+        store.save_report(settings, summary)
+        send_gauges(window, comparison)
     log_summary(summary)
-    return {k: v for k, v in summary.items() if k not in ("window_start", "window_end")}
+    result = {k: v for k, v in summary.items() if k not in ("window_start", "window_end")}
+    return {**result, "seconds": timer.seconds}
 
 
-def find_bounds(settings: Settings, window: str, end: datetime, run_key: str, champion) -> dict:
+class StageTimer:
+    """Times the stages of a check and logs each one as it ends (long work shows progress)."""
+
+    def __init__(self, window: str):
+        self.window, self.seconds = window, {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.seconds[stage] = round(time.perf_counter() - started, 3)
+        log.info("%s: %s took %.2fs", self.window, stage, self.seconds[stage])
+
+
+def upload(settings: Settings, window: str, end: datetime, run_key: str, result) -> str | None:
+    """Put the HTML report in S3 (when there is one); returns its key."""
+    if result.html is None:
+        return None
+    key = f"drift/{window}/{end:%Y%m%dT%H%M%S}-{run_key_slug(run_key)}.html"
+    location = store.upload_report(settings, key, result.html)
+    log.info("%s: the drift report is at %s", window, location)
+    return key
+
+
+def find_bounds(
+    settings: Settings, window: str, dataset: str, end: datetime, run_key: str, champion
+) -> dict:
     """The window's bounds: those this run stored before, else from the previous decision."""
     done = store.find_report(settings, window, run_key)
     if done is not None:
@@ -76,7 +119,6 @@ def find_bounds(settings: Settings, window: str, end: datetime, run_key: str, ch
         if previous is not None:
             start = max(start, previous["window_end"])
         return {"window_start": start, "window_end": end, "after_batch": None, "up_to_batch": None}
-    dataset = load_dataset_spec(settings).name
     after = max(get_snapshot_batch(champion), previous["up_to_batch"] if previous else 0)
     return {
         "window_start": previous["window_end"] if previous else None,
@@ -86,67 +128,20 @@ def find_bounds(settings: Settings, window: str, end: datetime, run_key: str, ch
     }
 
 
-def build_frames(
-    settings: Settings, window: str, bounds: dict, champion, model
-) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Reference and current frames from the database, and the columns to compare."""
-    cfg, dataset = settings.drift, load_dataset_spec(settings).name
-    vocabulary = Vocabulary(model)
+def read_rows(
+    settings: Settings, window: str, dataset: str, bounds: dict, champion
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The snapshot sample (the reference's listings) and the window's rows."""
+    cfg = settings.drift
     snapshot = load_batch_range(settings, dataset, 0, get_snapshot_batch(champion),
                                 cfg.reference_rows, cfg.seed)  # fmt: skip
-    outputs = load_reference_outputs(settings, dataset, champion, model, vocabulary)
     if window == "new_data":
         rows = load_batch_range(settings, dataset, bounds["after_batch"], bounds["up_to_batch"],
                                 cfg.current_rows, cfg.seed)  # fmt: skip
     else:
         rows = store.load_live_window(settings, champion.version, bounds["window_start"],
                                       bounds["window_end"], cfg.current_rows)  # fmt: skip
-    reference = reference_frame(snapshot, outputs)
-    current, wanted = current_frame(window, rows, vocabulary)
-    return reference, current, usable_columns(reference, current, wanted)
-
-
-def reference_frame(snapshot: pd.DataFrame, outputs: pd.DataFrame) -> pd.DataFrame:
-    """Descriptors and labels of the snapshot sample, then the outputs on held-out rows."""
-    described = describe_listings(snapshot).assign(label=snapshot["label_code"].to_numpy())
-    return pd.concat([described, outputs.drop(columns="product_id")], ignore_index=True)
-
-
-def current_frame(
-    window: str, rows: pd.DataFrame, vocabulary: Vocabulary
-) -> tuple[pd.DataFrame, list[str]]:
-    """A window's rows as the columns it is checked on, and the names of those columns."""
-    if window == "new_data":
-        current = add_oov(describe_listings(rows), rows, vocabulary)
-        return current.assign(label=rows["label_code"].to_numpy()), [
-            *DESCRIPTOR_COLUMNS, "oov_share", "label",
-        ]  # fmt: skip
-    outputs = rows[["predicted_category", "confidence"]].reset_index(drop=True)
-    if rows["title"].isna().all():  # raw text is not logged: the model's outputs only
-        return outputs, ["predicted_category", "confidence"]
-    rows = rows.fillna({"title": "", "description": ""})
-    current = pd.concat([add_oov(describe_listings(rows), rows, vocabulary), outputs], axis=1)
-    return current, [*DESCRIPTOR_COLUMNS, "oov_share", "predicted_category", "confidence"]
-
-
-def usable_columns(reference: pd.DataFrame, current: pd.DataFrame, wanted: list[str]) -> list[str]:
-    """The wanted columns that both frames have values for."""
-    return [
-        c for c in wanted
-        if c in reference and reference[c].notna().any() and current[c].notna().any()
-    ]  # fmt: skip
-
-
-def describe_listings(rows: pd.DataFrame) -> pd.DataFrame:
-    """Text descriptors of listings with title and description columns."""
-    texts = [join_text(t, d) for t, d in zip(rows["title"], rows["description"], strict=True)]
-    return describe_texts(texts)
-
-
-def add_oov(frame: pd.DataFrame, rows: pd.DataFrame, vocabulary: Vocabulary) -> pd.DataFrame:
-    """The frame with the out-of-vocabulary share of each of its listings."""
-    titles, descriptions = rows["title"].fillna(""), rows["description"].fillna("")
-    return frame.assign(oov_share=vocabulary.oov_shares(titles.tolist(), descriptions.tolist()))
+    return snapshot, rows
 
 
 def load_reference_outputs(
@@ -166,16 +161,6 @@ def load_reference_outputs(
         )
         store.save_reference_outputs(settings, champion.run_id, champion.version, dataset, cached)
     return cached
-
-
-def predict_outputs(model, rows: pd.DataFrame, vocabulary: Vocabulary) -> pd.DataFrame:
-    """Predicted category, confidence and out-of-vocabulary share of each listing."""
-    probabilities = model.predict_proba(rows[["title", "description"]])
-    outputs = pd.DataFrame({
-        "predicted_category": model.classes_[probabilities.argmax(axis=1)].astype(str),
-        "confidence": probabilities.max(axis=1),
-    })  # fmt: skip
-    return add_oov(outputs, rows, vocabulary)
 
 
 def summarise(window: str, run_key: str, bounds: dict, version: str, result: Comparison) -> dict:

@@ -30,9 +30,9 @@ def load_live_window(
     return read_frame(
         settings,
         "select title, description, category_code as predicted_category, confidence "
-        "from prediction_log where model_version = %(v)s "
-        "and predicted_at > %(s)s and predicted_at <= %(e)s "
-        "order by predicted_at desc limit %(n)s",
+        "from prediction_log where model_version = :v "
+        "and predicted_at > :s and predicted_at <= :e "
+        "order by predicted_at desc limit :n",
         {"v": version, "s": start, "e": end, "n": rows},
     )
 
@@ -120,7 +120,7 @@ def load_reference_outputs(settings: Settings, run_id: str, dataset: str) -> pd.
     return read_frame(
         settings,
         "select product_id, predicted_category, confidence, oov_share from drift_reference "
-        "where run_id = %(r)s and dataset = %(d)s",
+        "where run_id = :r and dataset = :d",
         {"r": run_id, "d": dataset},
     )
 

@@ -2,13 +2,18 @@
 VENV ?= .venv
 PRODCAT = $(VENV)/bin/prodcat
 
-.PHONY: bootstrap up down status logs test test-unit lint format compose-check bench clean
+.PHONY: bootstrap up demo down status logs test test-unit lint format compose-check bench clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
 
 up: bootstrap
 	$(PRODCAT) stack up
+
+# Quick start: the first prepare_data run loads the whole development file, and ml_pipeline
+# trains on it straight away (PRODCAT_DATA__CATCH_UP; applies to services this starts).
+demo: bootstrap
+	PRODCAT_DATA__CATCH_UP=true $(PRODCAT) stack up
 
 down:
 	$(PRODCAT) stack down

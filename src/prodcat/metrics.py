@@ -23,6 +23,8 @@ PIPELINE_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "train.duration": ("timer", ()),
     "train.champion_f1": ("gauge", ()),
     "train.challenger_f1": ("gauge", ()),
+    "train.eval_f1": ("gauge", ("version",)),
+    "train.champion_version": ("gauge", ()),
     "train.trigger": ("counter", ("reason",)),
     "train.gate": ("counter", ("decision",)),
     "drift.share": ("gauge", ("window",)),

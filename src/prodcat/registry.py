@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from prodcat.config import Settings, get_settings
 from prodcat.data.training_set import load_evaluation_set
 from prodcat.evaluate import evaluate_model
+from prodcat.metrics import set_gauge
 
 log = logging.getLogger(__name__)
 CHAMPION, PREVIOUS = "champion", "previous"
@@ -157,6 +158,7 @@ def promote_version(version: str, settings: Settings | None = None) -> str | Non
     if former is not None and former.version != version:
         client.set_registered_model_alias(name, PREVIOUS, former.version)
     client.set_registered_model_alias(name, CHAMPION, version)
+    set_gauge("train.champion_version", int(version))
     log.info(
         "version %s is the champion (previous: %s)", version, former.version if former else None
     )

@@ -63,6 +63,8 @@ def check_retraining(
     rows is low, or when the backlog is large; skip while data is missing, saying why."""
     settings = settings or get_settings()
     champion = get_champion(settings)
+    if champion is not None:
+        set_gauge("train.champion_version", int(champion.version))
     snapshot = get_snapshot_batch(champion)
     backlog = count_backlog(snapshot, settings)
     set_gauge("ingest.backlog_rows", backlog)
@@ -217,6 +219,7 @@ def evaluate_challenger(
         mlflow.log_dict(evaluation.report, "evaluation/classification_report.json")
         mlflow.log_figure(plot_confusion(evaluation), "evaluation/confusion_matrix.png")
     set_gauge("train.challenger_f1", evaluation.metrics["f1_weighted"])
+    set_gauge(f"train.eval_f1.{version}", evaluation.metrics["f1_weighted"])
     log.info("version %s on the evaluation set: %s", version, evaluation.metrics)
     return evaluation.metrics
 

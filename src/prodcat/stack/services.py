@@ -197,5 +197,6 @@ def build_api(settings: Settings, paths: StackPaths, env: dict[str, str]) -> Ser
         requires=[(command[0], "pip install -r requirements.txt (make up does it)")],
         env=env,
         ports=[cfg.port],
-        start_timeout=60,
+        # Two workers import the ML stack while Airflow's first tasks start: slow on 2 busy cores.
+        start_timeout=180,
     )

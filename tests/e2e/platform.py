@@ -1,0 +1,100 @@
+"""What a user's scripts use to drive a running platform: Airflow's REST API v2, the prediction
+API, MLflow's REST API, and a StatsD listener that records every packet the platform sends."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+
+from prodcat.config import Settings
+
+
+class Airflow:
+    """Airflow's REST API v2, logged in as the admin user."""
+
+    def __init__(self, settings: Settings):
+        self.url = f"{settings.airflow.url}/api/v2"
+        login = {"username": settings.airflow.admin_user,
+                 "password": settings.airflow.admin_password.get_secret_value()}  # fmt: skip
+        token = httpx.post(f"{settings.airflow.url}/auth/token", json=login, timeout=30)
+        token.raise_for_status()
+        self.headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+    def get(self, path: str, **params) -> dict:
+        response = httpx.get(f"{self.url}{path}", params=params, headers=self.headers, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def trigger(self, dag_id: str, conf: dict | None = None) -> str:
+        """A manual run (logical date null, as the UI makes them); returns its run id."""
+        body = {"logical_date": None, "conf": conf or {}}
+        response = httpx.post(
+            f"{self.url}/dags/{dag_id}/dagRuns", headers=self.headers, json=body, timeout=30
+        )
+        response.raise_for_status()
+        return response.json()["dag_run_id"]
+
+    def runs(self, dag_id: str = "~") -> list[dict]:
+        return self.get(f"/dags/{dag_id}/dagRuns", limit=100, order_by="-run_after")["dag_runs"]
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600) -> dict:
+        """The run once it finished; AssertionError if it failed or did not finish in time."""
+        run = wait_for(lambda: finished(self.get(f"/dags/{dag_id}/dagRuns/{run_id}")), timeout,
+                       f"{dag_id} run {run_id}")  # fmt: skip
+        assert run["state"] == "success", f"{dag_id} run {run_id} ended {run['state']}"
+        return run
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        instances = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        return {ti["task_id"]: ti["state"] for ti in instances["task_instances"]}
+
+
+def finished(run: dict) -> dict | None:
+    return run if run["state"] in ("success", "failed") else None
+
+
+def wait_for(condition, timeout: float, what: str, every: float = 2.0):
+    """condition()'s first truthy value; AssertionError after timeout (errors count as no)."""
+    deadline, last_error = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except (httpx.HTTPError, KeyError) as error:
+            last_error = error
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} ({last_error})")
+
+
+class StatsdRecorder:
+    """Listens where the platform sends StatsD and keeps every metric name it receives."""
+
+    def __init__(self, host: str, port: int):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, port))
+        self.sock.settimeout(0.5)
+        self.names: set[str] = set()
+        self.packets = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(65535)
+            except TimeoutError:
+                continue
+            for line in data.decode("utf-8", "replace").splitlines():
+                if ":" in line:  # name:value|type[|@rate][|#tags]
+                    self.names.add(line.split(":", 1)[0])
+                    self.packets += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()

@@ -1,0 +1,179 @@
+"""The whole loop from an empty state, driven as a user's scripts would drive it.
+
+`prodcat stack up` (what `make up` runs) starts a platform on its own state directory and
+ports, with the quick-start switch on (PRODCAT_DATA__CATCH_UP) and the `fast` profile. The
+source is the real designations file cut to its first 8,000 rows. From then on the test only
+talks to Airflow's REST API v2, the prediction API and MLflow's REST API:
+1. the scheduler loads the data and trains the first champion by itself; the API serves it;
+2. the shop's file grows by real listings of half the categories only (a category shift); a
+   prepare_data run loads them and a drift_detection run finds drift and triggers ml_pipeline
+   with reason `drift`; the gate's decision is in the new version's MLflow tags;
+3. an ml_pipeline run with the `rollback` parameter moves the champion back; the API follows.
+No DAG run may fail on the way. Every StatsD packet the platform sends meanwhile is recorded,
+then checked against monitoring/statsd/mapping.yml and the Grafana dashboards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from prodcat.config import Settings
+from tests.conftest import port_overrides
+
+from ..monitoring import (
+    PROMETHEUS_OWN,
+    alert_expressions,
+    dashboard_expressions,
+    mapped_name,
+    series_in,
+)
+from .platform import Airflow, StatsdRecorder, wait_for
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE_ROWS = 8000  # 2,000 held out for evaluation, 6,000 to train on
+ENV = {
+    "PRODCAT_DATA__CATCH_UP": "true",
+    "PRODCAT_TRAINING__PROFILE": "fast",
+    "PRODCAT_TRAINING__MIN_ROWS": "4000",
+    # Only drift may start the second training: not the backlog, not the F1 on new rows.
+    "PRODCAT_TRAINING__F1_THRESHOLD": "0",
+    "PRODCAT_API__RELOAD_INTERVAL_SECONDS": "2",
+    "PRODCAT_AIRFLOW__DAGS_PAUSED_AT_CREATION": "false",
+}
+
+
+def settings_for(env: dict[str, str]) -> Settings:
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in env.items() if k.startswith("PRODCAT_")})
+    try:
+        return Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def platform():
+    # Not pytest's tmp_path: PostgreSQL runs as 'postgres' under root and must traverse it.
+    state = Path(tempfile.mkdtemp(prefix="prodcat-hands-off-"))
+    state.chmod(0o755)
+    raw, shared = state / "raw", Settings().data.raw_dir
+    raw.mkdir()
+    shutil.copy(shared / "categories.csv", raw)
+    source = pd.read_csv(shared / "designations.csv", dtype=str, keep_default_na=False)
+    source.iloc[:SOURCE_ROWS].to_csv(raw / "designations.csv", index=False)
+    env = {**os.environ, **port_overrides(300), **ENV, "PRODCAT_STATE_DIR": str(state),
+           "PRODCAT_DATA__RAW_DIR": str(raw)}  # fmt: skip
+    settings = settings_for(env)
+    recorder = StatsdRecorder(settings.statsd.host, settings.statsd.port)
+    up = subprocess.run([sys.executable, "-m", "prodcat.cli", "stack", "up"], env=env, cwd=ROOT,
+                        capture_output=True, text=True, timeout=900)  # fmt: skip
+    try:
+        assert up.returncode == 0, up.stderr[-3000:]
+        yield {"settings": settings, "raw": raw, "source": source, "statsd": recorder}
+    finally:
+        recorder.close()
+        subprocess.run([sys.executable, "-m", "prodcat.cli", "stack", "down"], env=env,
+                       cwd=ROOT, capture_output=True)  # fmt: skip
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def api(settings: Settings, method: str, path: str, **kwargs) -> httpx.Response:
+    return httpx.request(method, f"{settings.api.url}{path}", timeout=30, **kwargs)
+
+
+def served_version(settings: Settings) -> str | None:
+    ready = api(settings, "GET", "/ready")
+    return ready.json()["model_version"] if ready.status_code == 200 else None
+
+
+def mlflow_version(settings: Settings, alias: str) -> dict:
+    response = httpx.get(
+        f"{settings.mlflow.tracking_uri}/api/2.0/mlflow/registered-models/alias",
+        params={"name": settings.mlflow.model_name, "alias": alias}, timeout=30,
+    )  # fmt: skip
+    response.raise_for_status()
+    version = response.json()["model_version"]
+    return {**version, "tags": {t["key"]: t["value"] for t in version.get("tags", [])}}
+
+
+def category_shift(source: pd.DataFrame) -> pd.DataFrame:
+    """Real listings after the first rows, of half the categories only."""
+    later = source.iloc[SOURCE_ROWS:]
+    kept = sorted(later["prdtypecode"].unique())[::2]
+    return later[later["prdtypecode"].isin(kept)].head(4000)
+
+
+def test_the_platform_runs_the_whole_loop_by_itself(platform):
+    settings = platform["settings"]
+    airflow = Airflow(settings)
+
+    # 1. Hands off: the first champion comes by itself, and the API serves it.
+    first = wait_for(lambda: served_version(settings), 900, "the first champion in the API")
+    answer = api(settings, "POST", "/predict/", json={"title": "Figurine Pop Star Wars Vador"})
+    assert answer.status_code == 200 and answer.json()["model_version"] == first
+    assert mlflow_version(settings, "champion")["tags"]["gate.decision"] == "promoted"
+
+    # 2. The shop's file grows by a category shift; drift is found and retraining follows.
+    category_shift(platform["source"]).to_csv(platform["raw"] / "designations.csv", mode="a",
+                                              header=False, index=False)  # fmt: skip
+    airflow.wait_for_run("prepare_data", airflow.trigger("prepare_data"))
+    drift_run = airflow.trigger("drift_detection")
+    airflow.wait_for_run("drift_detection", drift_run)
+    assert airflow.task_states("drift_detection", drift_run)["trigger_ml_pipeline"] == "success"
+    windows = {w["window_name"]: w for w in api(settings, "GET", "/drift").json()["windows"]}
+    assert windows["new_data"]["status"] == "drift" and windows["new_data"]["report_key"]
+    assert windows["new_data"]["columns"]["label"]["drifted"]
+    retrain_run = airflow.wait_for_run("ml_pipeline", f"drift__{drift_run}", timeout=900)
+    assert retrain_run["conf"]["reason"] == "drift"
+    assert airflow.task_states("ml_pipeline", retrain_run["dag_run_id"])["train"] == "success"
+
+    # The gate's decision is in the challenger's tags; the champion moved, and the API follows.
+    second = mlflow_version(settings, "champion")
+    assert second["version"] != first and second["tags"]["gate.decision"] == "promoted"
+    assert float(second["tags"]["gate.challenger_f1"]) > float(second["tags"]["gate.champion_f1"])
+    assert mlflow_version(settings, "previous")["version"] == first
+    wait_for(lambda: served_version(settings) == second["version"], 120, "the API to follow")
+
+    # 3. Roll back through the DAG's parameter: the champion and the API go back.
+    rollback = airflow.trigger("ml_pipeline", {"rollback": True})
+    airflow.wait_for_run("ml_pipeline", rollback)
+    assert mlflow_version(settings, "champion")["version"] == first
+    wait_for(lambda: served_version(settings) == first, 120, "the API to roll back")
+
+    # No DAG run failed on the way.
+    failed = [(r["dag_id"], r["dag_run_id"]) for r in airflow.runs() if r["state"] == "failed"]
+    assert failed == []
+    platform["airflow"] = airflow
+
+
+def exposed_series(settings: Settings) -> set[str]:
+    """Metric names the prediction API's /metrics really exposes."""
+    text = api(settings, "GET", "/metrics").text
+    names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1].isalpha()}
+    return {re.sub(r"_(bucket|sum|count|created)$", "", n) for n in names}
+
+
+def test_every_statsd_packet_is_mapped_and_every_query_reads_a_real_series(platform):
+    names = platform["statsd"].names
+    assert any(n.startswith("airflow.") for n in names) and any(
+        n.startswith("prodcat.") for n in names
+    )
+    assert sorted(n for n in names if mapped_name(n) is None) == []
+    produced = (
+        {mapped_name(n) for n in names} | exposed_series(platform["settings"]) | PROMETHEUS_OWN
+    )
+    for where, expr in dashboard_expressions() + alert_expressions():
+        missing = series_in(expr) - produced
+        assert not missing, f"{where}: nothing sent or exposed {sorted(missing)}"

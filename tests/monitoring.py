@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 from pathlib import Path
@@ -14,24 +13,28 @@ MONITORING = ROOT / "monitoring"
 DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
 MAPPING = yaml.safe_load((MONITORING / "statsd" / "mapping.yml").read_text())["mappings"]
 ALERTS = yaml.safe_load((MONITORING / "prometheus" / "alerts.yml").read_text())["groups"]
+DROPPED = "(dropped)"
 # Series Prometheus makes itself, not any exporter.
 PROMETHEUS_OWN = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 
 
 def mapped_name(statsd_name: str) -> str | None:
-    """The Prometheus name statsd-exporter gives a StatsD name (first glob match wins)."""
+    """The Prometheus name statsd-exporter gives a StatsD name: the first rule that matches
+    (a glob's * stands for one dot-free part), DROPPED for a drop rule, None when none does."""
     for rule in MAPPING:
-        pattern = rule["match"]
-        if fnmatch.fnmatchcase(statsd_name, pattern) and statsd_name.count(".") == pattern.count(
-            "."
-        ):
-            groups = re.fullmatch(
-                re.escape(pattern).replace(r"\*", r"([^.]+)"), statsd_name
-            ).groups()
-            name = rule["name"]
-            for i, value in enumerate(groups, start=1):
-                name = name.replace(f"${{{i}}}", value).replace(f"${i}", value)
-            return name
+        if rule.get("match_type") == "regex":
+            found = re.fullmatch(rule["match"], statsd_name)
+        else:
+            glob = re.escape(rule["match"]).replace(r"\*", r"([^.]+)")
+            found = re.fullmatch(glob, statsd_name)
+        if found is None:
+            continue
+        if rule.get("action") == "drop":
+            return DROPPED
+        name = rule["name"]
+        for i, value in enumerate(found.groups(), start=1):
+            name = name.replace(f"${{{i}}}", value).replace(f"${i}", value)
+        return name
     return None
 
 

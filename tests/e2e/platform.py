@@ -47,6 +47,11 @@ class Airflow:
         assert run["state"] == "success", f"{dag_id} run {run_id} ended {run['state']}"
         return run
 
+    def dag_tasks(self) -> dict[str, list[str]]:
+        """Every DAG's task ids."""
+        dags = [d["dag_id"] for d in self.get("/dags", limit=100)["dags"]]
+        return {d: [t["task_id"] for t in self.get(f"/dags/{d}/tasks")["tasks"]] for d in dags}
+
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         instances = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return {ti["task_id"]: ti["state"] for ti in instances["task_instances"]}
@@ -77,7 +82,7 @@ class StatsdRecorder:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((host, port))
         self.sock.settimeout(0.5)
-        self.names: set[str] = set()
+        self.kinds: dict[str, str] = {}  # metric name -> StatsD type (c, g, ms)
         self.packets = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._receive, daemon=True)
@@ -90,9 +95,14 @@ class StatsdRecorder:
             except TimeoutError:
                 continue
             for line in data.decode("utf-8", "replace").splitlines():
-                if ":" in line:  # name:value|type[|@rate][|#tags]
-                    self.names.add(line.split(":", 1)[0])
+                name, _, rest = line.partition(":")  # name:value|type[|@rate][|#tags]
+                if rest:
+                    self.kinds[name] = rest.split("|")[1] if "|" in rest else "?"
                     self.packets += 1
+
+    @property
+    def names(self) -> set[str]:
+        return set(self.kinds)
 
     def close(self) -> None:
         self._stop.set()

@@ -31,6 +31,7 @@ from prodcat.config import Settings
 from tests.conftest import port_overrides
 
 from ..monitoring import (
+    DROPPED,
     PROMETHEUS_OWN,
     alert_expressions,
     dashboard_expressions,
@@ -41,6 +42,7 @@ from .platform import Airflow, StatsdRecorder, wait_for
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
+DAG_IDS = ("prepare_data", "reset_data", "ml_pipeline", "drift_detection")
 SOURCE_ROWS = 8000  # 2,000 held out for evaluation, 6,000 to train on
 ENV = {
     "PRODCAT_DATA__CATCH_UP": "true",
@@ -115,47 +117,67 @@ def category_shift(source: pd.DataFrame) -> pd.DataFrame:
     return later[later["prdtypecode"].isin(kept)].head(4000)
 
 
-def test_the_platform_runs_the_whole_loop_by_itself(platform):
-    settings = platform["settings"]
-    airflow = Airflow(settings)
+@pytest.fixture(scope="module")
+def loop(platform) -> dict:
+    """The whole loop, driven once whichever test asks first; each step checks its outcome."""
+    settings, airflow = platform["settings"], Airflow(platform["settings"])
+    first = wait_for_first_champion(settings)
+    drift_run = feed_shifted_listings(platform, airflow)
+    retrain_run = airflow.wait_for_run("ml_pipeline", f"drift__{drift_run}", timeout=900)
+    second = mlflow_version(settings, "champion")
+    wait_for(lambda: served_version(settings) == second["version"], 120, "the API to follow")
+    rollback = airflow.trigger("ml_pipeline", {"rollback": True})
+    airflow.wait_for_run("ml_pipeline", rollback)
+    wait_for(lambda: served_version(settings) == first, 120, "the API to roll back")
+    return {"airflow": airflow, "first": first, "second": second, "drift_run": drift_run,
+            "retrain_run": retrain_run, "runs": airflow.runs()}  # fmt: skip
 
-    # 1. Hands off: the first champion comes by itself, and the API serves it.
+
+def wait_for_first_champion(settings: Settings) -> str:
+    """Hands off: the first champion comes by itself, and the API serves it."""
     first = wait_for(lambda: served_version(settings), 900, "the first champion in the API")
     answer = api(settings, "POST", "/predict/", json={"title": "Figurine Pop Star Wars Vador"})
     assert answer.status_code == 200 and answer.json()["model_version"] == first
     assert mlflow_version(settings, "champion")["tags"]["gate.decision"] == "promoted"
+    return first
 
-    # 2. The shop's file grows by a category shift; drift is found and retraining follows.
+
+def feed_shifted_listings(platform: dict, airflow: Airflow) -> str:
+    """The shop's file grows by a category shift; prepare_data, then drift_detection, run."""
     category_shift(platform["source"]).to_csv(platform["raw"] / "designations.csv", mode="a",
                                               header=False, index=False)  # fmt: skip
     airflow.wait_for_run("prepare_data", airflow.trigger("prepare_data"))
     drift_run = airflow.trigger("drift_detection")
     airflow.wait_for_run("drift_detection", drift_run)
-    assert airflow.task_states("drift_detection", drift_run)["trigger_ml_pipeline"] == "success"
-    windows = {w["window_name"]: w for w in api(settings, "GET", "/drift").json()["windows"]}
+    return drift_run
+
+
+def test_drift_in_new_listings_triggers_retraining_with_reason_drift(platform, loop):
+    states = loop["airflow"].task_states("drift_detection", loop["drift_run"])
+    assert states["trigger_ml_pipeline"] == "success"
+    windows = {
+        w["window_name"]: w for w in api(platform["settings"], "GET", "/drift").json()["windows"]
+    }
     assert windows["new_data"]["status"] == "drift" and windows["new_data"]["report_key"]
     assert windows["new_data"]["columns"]["label"]["drifted"]
-    retrain_run = airflow.wait_for_run("ml_pipeline", f"drift__{drift_run}", timeout=900)
-    assert retrain_run["conf"]["reason"] == "drift"
-    assert airflow.task_states("ml_pipeline", retrain_run["dag_run_id"])["train"] == "success"
+    assert loop["retrain_run"]["conf"]["reason"] == "drift"
+    states = loop["airflow"].task_states("ml_pipeline", loop["retrain_run"]["dag_run_id"])
+    assert states["train"] == "success" and states["promote"] == "success"
 
-    # The gate's decision is in the challenger's tags; the champion moved, and the API follows.
-    second = mlflow_version(settings, "champion")
+
+def test_the_gate_promoted_the_better_challenger_and_the_rollback_undid_it(platform, loop):
+    second, first = loop["second"], loop["first"]
     assert second["version"] != first and second["tags"]["gate.decision"] == "promoted"
     assert float(second["tags"]["gate.challenger_f1"]) > float(second["tags"]["gate.champion_f1"])
-    assert mlflow_version(settings, "previous")["version"] == first
-    wait_for(lambda: served_version(settings) == second["version"], 120, "the API to follow")
+    settings = platform["settings"]
+    assert mlflow_version(settings, "champion")["version"] == first  # after the rollback
+    assert mlflow_version(settings, "previous")["version"] == second["version"]
+    assert served_version(settings) == first
 
-    # 3. Roll back through the DAG's parameter: the champion and the API go back.
-    rollback = airflow.trigger("ml_pipeline", {"rollback": True})
-    airflow.wait_for_run("ml_pipeline", rollback)
-    assert mlflow_version(settings, "champion")["version"] == first
-    wait_for(lambda: served_version(settings) == first, 120, "the API to roll back")
 
-    # No DAG run failed on the way.
-    failed = [(r["dag_id"], r["dag_run_id"]) for r in airflow.runs() if r["state"] == "failed"]
-    assert failed == []
-    platform["airflow"] = airflow
+def test_no_dag_run_failed_on_the_way(loop):
+    assert {r["dag_id"] for r in loop["runs"]} == set(DAG_IDS) - {"reset_data"}
+    assert [(r["dag_id"], r["dag_run_id"]) for r in loop["runs"] if r["state"] == "failed"] == []
 
 
 def exposed_series(settings: Settings) -> set[str]:
@@ -165,15 +187,14 @@ def exposed_series(settings: Settings) -> set[str]:
     return {re.sub(r"_(bucket|sum|count|created)$", "", n) for n in names}
 
 
-def test_every_statsd_packet_is_mapped_and_every_query_reads_a_real_series(platform):
+def test_every_statsd_packet_is_mapped_and_every_query_reads_a_real_series(platform, loop):
     names = platform["statsd"].names
-    assert any(n.startswith("airflow.") for n in names) and any(
-        n.startswith("prodcat.") for n in names
-    )
+    assert {n.split(".")[0] for n in names} == {"airflow", "prodcat"}
     assert sorted(n for n in names if mapped_name(n) is None) == []
-    produced = (
-        {mapped_name(n) for n in names} | exposed_series(platform["settings"]) | PROMETHEUS_OWN
-    )
+    mapped = {mapped_name(n) for n in names} - {DROPPED}
+    ids = set(DAG_IDS) | {t for d in loop["airflow"].dag_tasks().values() for t in d}
+    assert sorted(m for m in mapped if any(i in m for i in ids)) == []  # ids are labels
+    produced = mapped | exposed_series(platform["settings"]) | PROMETHEUS_OWN
     for where, expr in dashboard_expressions() + alert_expressions():
         missing = series_in(expr) - produced
         assert not missing, f"{where}: nothing sent or exposed {sorted(missing)}"

@@ -63,10 +63,10 @@ def ml_pipeline():
         return choose_branch(rollback=params["rollback"], reason=params.get("reason"))
 
     @task
-    def rollback() -> str:
+    def rollback(**context) -> str:
         from prodcat.registry import rollback_champion
 
-        return rollback_champion()
+        return rollback_champion(run_key=context["run_id"])
 
     @task
     def skip_training() -> None:
@@ -76,7 +76,7 @@ def ml_pipeline():
     def train(**context) -> dict:
         from prodcat.retrain import train_challenger
 
-        return train_challenger(context.get("logical_date"))
+        return train_challenger(context.get("logical_date"), run_key=context["run_id"])
 
     @task
     def evaluate(trained: dict) -> str:

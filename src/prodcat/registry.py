@@ -6,6 +6,8 @@ MLflow stages are deprecated; prodcat uses aliases only. Serving loads models:/<
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from dataclasses import dataclass
 
 from mlflow.entities.model_registry import ModelVersion
@@ -165,12 +167,35 @@ def promote_version(version: str, settings: Settings | None = None) -> str | Non
     return former.version if former else None
 
 
-def rollback_champion(settings: Settings | None = None) -> str:
-    """Move `champion` back to `previous`; the demoted version becomes `previous`."""
+def rollback_champion(settings: Settings | None = None, run_key: str | None = None) -> str:
+    """Move `champion` back to `previous`; the demoted version becomes `previous`.
+
+    The plan (target and demoted version) is written as a registered-model tag before any
+    alias moves, keyed by run_key (the Airflow run id): a retry after a partial or a full
+    success carries out the same plan, so it never flips back. Without a run_key (the CLI),
+    each call is a new rollback.
+    """
     settings = settings or get_settings()
-    previous = get_alias_version(PREVIOUS, settings)
-    if previous is None:
+    target, demoted = plan_rollback(settings, run_key or f"cli-{uuid.uuid4().hex}")
+    client, name = get_client(settings), settings.mlflow.model_name
+    client.set_registered_model_alias(name, CHAMPION, target)
+    client.set_registered_model_alias(name, PREVIOUS, demoted)
+    set_gauge("train.champion_version", int(target))
+    log.warning("rolled back: champion is version %s again (was %s)", target, demoted)
+    return target
+
+
+def plan_rollback(settings: Settings, run_key: str) -> tuple[str, str]:
+    """(target, demoted) for this run key: read from its tag, or worked out and tagged now."""
+    client, name = get_client(settings), settings.mlflow.model_name
+    key = "rollback." + re.sub(r"[^\w.:/ -]", "_", run_key)  # what MLflow allows in a tag key
+    plan = client.get_registered_model(name).tags.get(key)
+    if plan is not None:
+        target, demoted = plan.split("->")
+        log.info("rollback %s was planned before: %s -> %s", run_key, demoted, target)
+        return target, demoted
+    previous, champion = get_alias_version(PREVIOUS, settings), get_champion(settings)
+    if previous is None or champion is None:
         raise ValueError("there is no previous champion to roll back to")
-    demoted = promote_version(previous.version, settings)
-    log.warning("rolled back: champion is version %s again (was %s)", previous.version, demoted)
-    return previous.version
+    client.set_registered_model_tag(name, key, f"{previous.version}->{champion.version}")
+    return previous.version, champion.version

@@ -33,6 +33,7 @@ from prodcat.registry import (
     SNAPSHOT_ROWS_TAG,
     gate_challenger,
     get_champion,
+    get_client,
     get_snapshot_batch,
     load_version,
     promote_version,
@@ -40,6 +41,8 @@ from prodcat.registry import (
 from prodcat.train import fit_best, search_candidates
 
 log = logging.getLogger(__name__)
+# The MLflow run tag holding the Airflow run id that trained it: a retry finds its version.
+RUN_KEY_TAG = "prodcat.run_key"
 # Decisions that skip training (the run still succeeds).
 SKIP_REASONS = frozenset({"healthy", "too_few_rows", "no_evaluation_set"})
 
@@ -138,13 +141,47 @@ def train_challenger(
     logical_date: datetime | None = None,
     settings: Settings | None = None,
     shuffle_labels: bool = False,
+    run_key: str | None = None,
 ) -> dict[str, str]:
-    """Search, refit the best candidate, log it to MLflow and register a new version."""
+    """Search, refit the best candidate, log it to MLflow and register a new version.
+
+    With a run_key (the Airflow run id), a retry after a crash reuses the version that key
+    already registered instead of registering a second one.
+    """
     import mlflow
-    import mlflow.sklearn
 
     settings = settings or get_settings()
+    if run_key and (done := find_trained_version(run_key, settings)) is not None:
+        log.info("run %s already registered version %s: reusing it", run_key, done["version"])
+        return done
     dataset = load_dataset_spec(settings).name
+    data = load_training_rows(settings, dataset)
+    X, y = data[["title", "description"]], data["label_code"]
+    if shuffle_labels:  # a deliberately useless model, for testing the gate
+        y = y.sample(frac=1.0, random_state=0).set_axis(y.index)
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    mlflow.set_experiment(settings.mlflow.experiment)
+    tags = {**_snapshot(data), "dataset": dataset, "shuffled_labels": str(shuffle_labels)}
+    if run_key:
+        tags |= {RUN_KEY_TAG: run_key, "logical_date": str(logical_date)}
+    started = time.perf_counter()
+    run_name = f"train-{logical_date:%Y%m%dT%H%M}" if logical_date else None
+    with mlflow.start_run(run_name=run_name, tags=tags) as run:
+        log.info("training on %d rows of %s, profile %s", len(X), dataset,
+                 settings.training.profile)  # fmt: skip
+        search = search_candidates(X, y, settings.training.profile)
+        model = fit_best(X, y, search, settings.training.profile)
+        model.category_names_ = load_category_names(settings)  # travels with the model to the API
+        seconds = time.perf_counter() - started
+        version = log_and_register(model, search, seconds, X, settings)
+    tag_snapshot(version, tags, settings)
+    record_timing("train.duration", seconds)
+    log.info("registered version %s (run %s) after %.0fs", version, run.info.run_id, seconds)
+    return {"run_id": run.info.run_id, "version": version}
+
+
+def load_training_rows(settings: Settings, dataset: str) -> pd.DataFrame:
+    """The rows to train on; no model is trained before the evaluation set exists."""
     if count_training_data(settings, dataset)[1] == 0:
         raise ValueError(
             f"dataset {dataset} has no evaluation set: no model is trained before one exists "
@@ -153,41 +190,52 @@ def train_challenger(
     data = load_products(settings, dataset)
     if data["label_code"].nunique() < 2:
         raise ValueError(f"dataset {dataset} has {len(data)} labelled rows: too few to train on")
-    X, y = data[["title", "description"]], data["label_code"]
-    if shuffle_labels:  # a deliberately useless model, for testing the gate
-        y = y.sample(frac=1.0, random_state=0).set_axis(y.index)
-    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
-    mlflow.set_experiment(settings.mlflow.experiment)
-    started = time.perf_counter()
-    with mlflow.start_run(
-        run_name=f"train-{logical_date:%Y%m%dT%H%M}" if logical_date else None
-    ) as run:
-        log.info(
-            "training on %d rows of %s, profile %s", len(X), dataset, settings.training.profile
+    return data
+
+
+def log_and_register(model, search, seconds: float, X: pd.DataFrame, settings: Settings) -> str:
+    """Log the search and the model in the active MLflow run; register it; returns the version."""
+    import mlflow
+    import mlflow.sklearn
+
+    mlflow.log_params({"profile": settings.training.profile, "best_candidate": search.best_name,
+                       **{k: str(v) for k, v in search.best_params.items()}})  # fmt: skip
+    mlflow.log_metrics({"cv_f1_weighted": search.best_score, "training_seconds": seconds})
+    mlflow.log_dict({"candidates": search.candidates}, "search/cv_results.json")
+    info = mlflow.sklearn.log_model(
+        model, name="model", registered_model_name=settings.mlflow.model_name,
+        input_example=X.head(2), pyfunc_predict_fn="predict_proba",
+        # skops refuses our own transformer classes; the registry is our own, so trusted.
+        serialization_format="cloudpickle",
+    )  # fmt: skip
+    return str(info.registered_model_version)
+
+
+def tag_snapshot(version: str, run_tags: dict[str, str], settings: Settings) -> None:
+    """Copy the training snapshot's tags onto the registered version (idempotent)."""
+    client = get_client(settings)
+    for key in (SNAPSHOT_ROWS_TAG, SNAPSHOT_BATCH_TAG, SNAPSHOT_IDS_TAG):
+        client.set_model_version_tag(settings.mlflow.model_name, version, key, run_tags[key])
+
+
+def find_trained_version(run_key: str, settings: Settings) -> dict[str, str] | None:
+    """The version a training run with this key registered, if any (its tags completed)."""
+    client = get_client(settings)
+    experiment = client.get_experiment_by_name(settings.mlflow.experiment)
+    if experiment is None:
+        return None
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'"
+    )
+    for run in runs:
+        found = client.search_model_versions(
+            f"name = '{settings.mlflow.model_name}' and run_id = '{run.info.run_id}'"
         )
-        search = search_candidates(X, y, settings.training.profile)
-        model = fit_best(X, y, search, settings.training.profile)
-        model.category_names_ = load_category_names(settings)  # travels with the model to the API
-        seconds = time.perf_counter() - started
-        snapshot = _snapshot(data)
-        mlflow.log_params({"profile": settings.training.profile, "best_candidate": search.best_name,
-                           **{k: str(v) for k, v in search.best_params.items()}})  # fmt: skip
-        mlflow.log_metrics({"cv_f1_weighted": search.best_score, "training_seconds": seconds})
-        mlflow.log_dict({"candidates": search.candidates}, "search/cv_results.json")
-        mlflow.set_tags({**snapshot, "dataset": dataset, "shuffled_labels": str(shuffle_labels)})
-        info = mlflow.sklearn.log_model(
-            model, name="model", registered_model_name=settings.mlflow.model_name,
-            input_example=X.head(2), pyfunc_predict_fn="predict_proba",
-            # skops refuses our own transformer classes; the registry is our own, so trusted.
-            serialization_format="cloudpickle",
-        )  # fmt: skip
-    version = str(info.registered_model_version)
-    client = mlflow.MlflowClient(settings.mlflow.tracking_uri)
-    for key, value in snapshot.items():
-        client.set_model_version_tag(settings.mlflow.model_name, version, key, value)
-    record_timing("train.duration", seconds)
-    log.info("registered version %s (run %s) after %.0fs", version, run.info.run_id, seconds)
-    return {"run_id": run.info.run_id, "version": version}
+        if found:
+            version = str(max(int(v.version) for v in found))
+            tag_snapshot(version, run.data.tags, settings)
+            return {"run_id": run.info.run_id, "version": version}
+    return None
 
 
 def _snapshot(data: pd.DataFrame) -> dict[str, str]:

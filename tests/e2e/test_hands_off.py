@@ -43,7 +43,8 @@ from .platform import Airflow, StatsdRecorder, wait_for
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 DAG_IDS = ("prepare_data", "reset_data", "ml_pipeline", "drift_detection")
-SOURCE_ROWS = 8000  # 2,000 held out for evaluation, 6,000 to train on
+SOURCE_ROWS = 8000
+LOGS = ROOT / ".state-e2e-logs"  # 2,000 held out for evaluation, 6,000 to train on
 ENV = {
     "PRODCAT_DATA__CATCH_UP": "true",
     "PRODCAT_TRAINING__PROFILE": "fast",
@@ -88,6 +89,10 @@ def platform():
         recorder.close()
         subprocess.run([sys.executable, "-m", "prodcat.cli", "stack", "down"], env=env,
                        cwd=ROOT, capture_output=True)  # fmt: skip
+        # The services' logs outlive the run (CI prints them when a test failed).
+        shutil.rmtree(LOGS, ignore_errors=True)
+        shutil.copytree(state / "logs", LOGS, dirs_exist_ok=True)
+        shutil.copytree(state / "airflow" / "logs", LOGS / "airflow", dirs_exist_ok=True)
         shutil.rmtree(state, ignore_errors=True)
 
 

@@ -71,10 +71,11 @@ def log_traffic(settings, version: str) -> None:
 
     from prodcat.data.training_set import load_products
     from prodcat.db import get_engine
-    from prodcat.registry import load_version
+    from prodcat.registry import get_champion, get_snapshot_batch, load_version
     from prodcat.serving.prediction_log import COPY_SQL, PredictionRecord
 
-    rows = load_products(settings, "rakuten-designations", SNAPSHOT_BATCHES).head(TRAFFIC_ROWS)
+    after = get_snapshot_batch(get_champion(settings))  # the listings the champion never saw
+    rows = load_products(settings, "rakuten-designations", after).head(TRAFFIC_ROWS)
     model = load_version(version, settings)
     probabilities = model.predict_proba(rows[["title", "description"]])
     now = datetime.now(UTC)

@@ -6,6 +6,7 @@ normalised frame with the columns ``STANDARD_COLUMNS``, whatever the CSV calls t
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ from prodcat.config import Settings, get_settings
 BUNDLED = Path(__file__).parent / "datasets"
 STANDARD_COLUMNS = ["source_row", "product_id", "title", "description", "label", "image_path"]
 CHUNK_ROWS = 50_000
+MALFORMED = "__malformed__"  # the raw text of a record the CSV parser could not split
+MAX_RAW_CHARS = 10_000  # an unbalanced quote can swallow the rest of a file into one record
 
 
 class ColumnMap(BaseModel):
@@ -73,37 +76,113 @@ def derive_id(title: str, description: str, label: str) -> str:
     return digest.hexdigest()[:20]
 
 
-def _read_csv_chunks(path: Path, spec: DatasetSpec) -> Iterator[pd.DataFrame]:
+class _Lines:
+    """The file's lines, remembering those read since the last call to take()."""
+
+    def __init__(self, stream):
+        self.stream, self.read = stream, []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.stream)
+        self.read.append(line)
+        return line
+
+    def take(self) -> str:
+        text, self.read = "".join(self.read), []
+        return text
+
+
+def read_records(
+    path: Path, spec: DatasetSpec
+) -> Iterator[tuple[list[str], list[str] | None, str]]:
+    """(header, fields, raw text) for each record of a CSV; fields is None when the record is
+    malformed (a field too many or too few, an unbalanced quote), so it can be rejected whole."""
     if not path.exists():
         raise FileNotFoundError(f"dataset {spec.name}: source file {path} does not exist")
-    return pd.read_csv(
-        path,
-        dtype=str,
-        keep_default_na=False,
-        index_col=spec.index_column,
-        encoding=spec.encoding,
-        encoding_errors="surrogateescape",  # keep broken bytes visible, to reject those rows
-        chunksize=CHUNK_ROWS,
-    )
+    # surrogateescape keeps broken bytes visible, to reject those rows
+    with open(path, encoding=spec.encoding, errors="surrogateescape", newline="") as stream:
+        lines = _Lines(stream)
+        reader = csv.reader(lines)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"dataset {spec.name}: source file {path} is empty (no header line)")
+        lines.take()
+        for fields in _records(reader):
+            raw = lines.take()
+            yield (
+                header,
+                (fields if fields is not None and len(fields) == len(header) else None),
+                raw,
+            )
+
+
+def _records(reader) -> Iterator[list[str] | None]:
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error:  # e.g. a NUL byte, or end of file inside a quoted field
+            yield None
+
+
+def _read_chunks(path: Path, spec: DatasetSpec) -> Iterator[pd.DataFrame]:
+    """Chunks of CHUNK_ROWS records, every column as text, a malformed one as its raw text in
+    the column MALFORMED (and empty fields)."""
+    chunk: list[list[str]] = []
+    header: list[str] = []
+    for header, fields, raw in read_records(path, spec):
+        chunk.append([*(fields or [""] * len(header)), None if fields is not None else raw])
+        if len(chunk) == CHUNK_ROWS:
+            yield pd.DataFrame(chunk, columns=[*header, MALFORMED], dtype=object)
+            chunk = []
+    if chunk:
+        yield pd.DataFrame(chunk, columns=[*header, MALFORMED], dtype=object)
 
 
 def iter_source(spec: DatasetSpec, raw_dir: Path, start_row: int = 0) -> Iterator[pd.DataFrame]:
     """The source from start_row on, in chunks of normalised rows, in the source's order."""
-    features = _read_csv_chunks(raw_dir / spec.features_file, spec)
-    labels = _read_csv_chunks(raw_dir / spec.labels_file, spec) if spec.labels_file else None
+    features = _read_chunks(raw_dir / spec.features_file, spec)
+    labels = _read_chunks(raw_dir / spec.labels_file, spec) if spec.labels_file else None
     offset = 0
     for chunk in features:
         if labels is not None:
-            label_chunk = next(labels)
-            if spec.index_column is not None and not chunk.index.equals(label_chunk.index):
-                raise ValueError(f"dataset {spec.name}: features and labels are not aligned")
-            chunk = chunk.assign(**{spec.columns.label: label_chunk[spec.columns.label].values})
-        chunk = chunk.reset_index(drop=spec.index_column is None)
+            chunk = _join_labels(chunk, next(labels, None), spec, offset)
         chunk.index = range(offset, offset + len(chunk))
         offset += len(chunk)
         if offset <= start_row:
             continue
         yield normalise(chunk.iloc[max(0, start_row - chunk.index[0]) :], spec, raw_dir)
+    if labels is not None and next(labels, None) is not None:
+        raise ValueError(f"dataset {spec.name}: {spec.labels_file} has more rows than the "
+                         f"{offset} of {spec.features_file}")  # fmt: skip
+
+
+def _join_labels(
+    chunk: pd.DataFrame, labels: pd.DataFrame | None, spec: DatasetSpec, offset: int
+) -> pd.DataFrame:
+    """The features chunk with the label column of the labels file's matching chunk."""
+    if labels is None or len(labels) != len(chunk):
+        raise ValueError(
+            f"dataset {spec.name}: {spec.features_file} and {spec.labels_file} must have the "
+            f"same rows, but from row {offset} on {spec.features_file} has {len(chunk)} and "
+            f"{spec.labels_file} has {0 if labels is None else len(labels)}"
+        )
+    if spec.index_column is not None:
+        index = chunk.columns[spec.index_column]
+        good = chunk[MALFORMED].isna() & labels[MALFORMED].isna()
+        if (
+            not chunk.loc[good, index]
+            .reset_index(drop=True)
+            .equals(labels.loc[good, labels.columns[spec.index_column]].reset_index(drop=True))
+        ):
+            raise ValueError(f"dataset {spec.name}: features and labels are not aligned")
+    malformed = chunk[MALFORMED].fillna(labels[MALFORMED])
+    return chunk.assign(**{spec.columns.label: labels[spec.columns.label].to_numpy(),
+                           MALFORMED: malformed})  # fmt: skip
 
 
 def normalise(raw: pd.DataFrame, spec: DatasetSpec, raw_dir: Path) -> pd.DataFrame:
@@ -124,28 +203,44 @@ def normalise(raw: pd.DataFrame, spec: DatasetSpec, raw_dir: Path) -> pd.DataFra
             derive_id(t, d, lab)
             for t, d, lab in zip(out["title"], out["description"], out["label"], strict=True)
         ]
-    out["image_path"] = _image_paths(raw, spec, raw_dir)
-    out["raw"] = raw.to_dict(orient="records")
+    out["image_path"], out["image_error"] = _image_paths(raw, spec, raw_dir)
+    out["malformed"] = raw[MALFORMED].to_numpy()
+    out["raw"] = [
+        {"line": line[:MAX_RAW_CHARS]} if line is not None else record
+        for line, record in zip(
+            raw[MALFORMED], raw.drop(columns=MALFORMED).to_dict(orient="records"), strict=True
+        )
+    ]
     return out
 
 
-def _image_paths(raw: pd.DataFrame, spec: DatasetSpec, raw_dir: Path) -> list[str | None]:
+def _image_paths(
+    raw: pd.DataFrame, spec: DatasetSpec, raw_dir: Path
+) -> tuple[list[str | None], list[str]]:
+    """Each row's image file (None when it has none) and why its image is refused ('' if not).
+
+    A name taken from the CSV must resolve inside the image folder: '../x' or an absolute
+    path would otherwise upload any local file to S3.
+    """
     if spec.image is None:
-        return [None] * len(raw)
-    folder = raw_dir / spec.image.dir
+        return [None] * len(raw), [""] * len(raw)
+    folder = (raw_dir / spec.image.dir).resolve()
     paths: list[str | None] = []
-    for record in raw.to_dict(orient="records"):
+    errors: list[str] = []
+    for record in raw.drop(columns=MALFORMED).to_dict(orient="records"):
         try:
             name = (
                 record[spec.image.column]
                 if spec.image.column
                 else spec.image.template.format(**record)
             )
-        except KeyError:
+        except (KeyError, IndexError, ValueError):
             name = ""
-        path = folder / name if name else None
-        paths.append(str(path) if path is not None and path.is_file() else None)
-    return paths
+        path = (folder / name).resolve() if name else None
+        inside = path is None or path.is_relative_to(folder)
+        errors.append("" if inside else str(name))
+        paths.append(str(path) if path is not None and inside and path.is_file() else None)
+    return paths, errors
 
 
 def read_label_names(spec: DatasetSpec, raw_dir: Path) -> dict[str, str] | None:

@@ -39,7 +39,9 @@ def reset_data(confirm: bool, settings: Settings | None = None) -> ResetResult:
     try:
         with conn.cursor() as cur:
             tables = ", ".join(t.name for t in PRODCAT_TABLES)
-            cur.execute(f"truncate {tables} restart identity")
+            # Batch ids keep counting: a champion's snapshot.max_batch_id from before the reset
+            # must stay below every batch loaded after it, or its backlog would read 0.
+            cur.execute(f"truncate {tables}")
             if label_names:
                 execute_values(
                     cur, "insert into labels (code, name) values %s", list(label_names.items())

@@ -19,6 +19,8 @@ class Reason:
     TOO_LONG = "too_long"
     BAD_ENCODING = "bad_encoding"
     DUPLICATE_ID = "duplicate_id"
+    MALFORMED_ROW = "malformed_row"
+    BAD_IMAGE_PATH = "bad_image_path"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ def find_rejections(
     def mark(mask: pd.Series, reason: str) -> None:
         reasons[(reasons == "") & mask] = reason
 
+    if "malformed" in rows:
+        mark(rows["malformed"].notna(), Reason.MALFORMED_ROW)
     text = rows["title"] + rows["description"] + rows["label"] + rows["product_id"]
     mark(text.str.contains(BROKEN_TEXT), Reason.BAD_ENCODING)
     mark(rows["title"] == "", Reason.EMPTY_TITLE)
@@ -49,6 +53,8 @@ def find_rejections(
         rows["description"].str.len() > limits.max_description_chars
     )
     mark(too_long, Reason.TOO_LONG)
+    if "image_error" in rows:
+        mark(rows["image_error"] != "", Reason.BAD_IMAGE_PATH)
     mark(rows["product_id"] == "", Reason.DUPLICATE_ID)  # an empty id cannot be unique
     # Only rows still accepted count as the first occurrence of their id.
     seen_in_batch = rows["product_id"].where(reasons == "").duplicated(keep="first")
@@ -65,6 +71,10 @@ def describe_rejection(row: pd.Series, reason: str, limits: Limits) -> str:
         )
     if reason in (Reason.UNKNOWN_LABEL, Reason.MISSING_LABEL):
         return f"label {safe_text(row['label'])!r}"
+    if reason == Reason.MALFORMED_ROW:
+        return f"the CSV parser could not split this record: {safe_text(row['malformed'])[:200]!r}"
+    if reason == Reason.BAD_IMAGE_PATH:
+        return f"image {safe_text(row['image_error'])!r} is outside the image folder"
     if reason == Reason.DUPLICATE_ID:
         return f"id {safe_text(row['product_id'])!r} already loaded or repeated in this batch"
     return reason.replace("_", " ")

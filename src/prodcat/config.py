@@ -111,6 +111,17 @@ class ApiSettings(BaseModel):
     max_batch_items: int = Field(default=1000, gt=0)
     reload_interval_seconds: float = Field(default=30, gt=0)
     max_top_k: int = Field(default=10, gt=0)
+    # Cost budget of one request, in characters the model reads (after cleaning and Unicode
+    # normalisation, title repeated as the model repeats it). benchmarks/request_cost.py
+    # measured what a character costs; the worst request accepted adds at most 150 MB to a
+    # worker and takes at most 1 s. Titles and descriptions are capped by data.max_*_chars.
+    max_request_chars: int = Field(default=300_000, gt=0)
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)  # refused before parsing
+    # Back-pressure, per worker: beyond these, 503 with Retry-After rather than a backlog.
+    queue_size: int = Field(default=1024, gt=0)  # single predictions waiting for the model
+    batch_queue_size: int = Field(default=4, gt=0)  # batches waiting for the model
+    predict_timeout_seconds: float = Field(default=10, gt=0)  # waiting for a model call
+    limit_concurrency: int = Field(default=256, gt=0)  # connections and requests (uvicorn)
     # Prediction log (for drift monitoring): a bounded queue written to PostgreSQL in batches.
     log_predictions: bool = True
     log_raw_text: bool = True

@@ -112,10 +112,12 @@ class ApiSettings(BaseModel):
     reload_interval_seconds: float = Field(default=30, gt=0)
     max_top_k: int = Field(default=10, gt=0)
     # Cost budget of one request, in characters the model reads (after cleaning and Unicode
-    # normalisation, title repeated as the model repeats it). benchmarks/request_cost.py
-    # measured what a character costs; the worst request accepted adds at most 150 MB to a
-    # worker and takes at most 1 s. Titles and descriptions are capped by data.max_*_chars.
-    max_request_chars: int = Field(default=300_000, gt=0)
+    # normalisation, the title repeated as the model repeats it). benchmarks/request_cost.py
+    # measured at most 460 bytes and 2.7 us per character on the winner champion: 250,000
+    # characters is about 110 MB and 0.7 s, within 150 MB and 1 s with room for the request's
+    # own JSON. Real titles make about 145 characters each (a 1,000-item batch fits). Titles
+    # and descriptions are capped by data.max_title_chars and data.max_description_chars.
+    max_request_chars: int = Field(default=250_000, gt=0)
     max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)  # refused before parsing
     # Back-pressure, per worker: beyond these, 503 with Retry-After rather than a backlog.
     queue_size: int = Field(default=1024, gt=0)  # single predictions waiting for the model

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter, deque
 from collections.abc import Callable
@@ -72,7 +73,7 @@ class Overloaded(Exception):
         self.detail = detail
 
 
-@dataclass
+@dataclass(eq=False)  # a job is itself: found in its queue by identity
 class Job:
     """One request's items waiting for the model."""
 
@@ -130,8 +131,18 @@ class PredictionBatcher:
         try:
             return await asyncio.wait_for(job.future, self.timeout)
         except TimeoutError:
+            self._forget(queue, job)
             metrics.OVERLOAD_REJECTIONS.labels("timeout").inc()
             raise Overloaded(f"the model did not answer within {self.timeout:g} s") from None
+        except asyncio.CancelledError:  # the client went away
+            self._forget(queue, job)
+            raise
+
+    @staticmethod
+    def _forget(queue: deque[Job], job: Job) -> None:
+        """Take a job nobody waits for out of its queue, so it holds no place there."""
+        with contextlib.suppress(ValueError):  # the model has it already
+            queue.remove(job)
 
     async def run_forever(self) -> None:
         while True:

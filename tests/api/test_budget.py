@@ -92,7 +92,7 @@ def test_a_full_queue_and_a_long_wait_are_503_with_retry_after(small_model):
         second = threading.Thread(target=lambda: answers.append(
             client.post("/predict/batch", json=batch)))  # fmt: skip
         second.start()  # waits in the queue, which is then full
-        wait_until(lambda: len(client.app.state.batcher._batches) == 1, 10, "a queued batch")
+        wait_until(lambda: len(client.app.state.batcher.batches.jobs) == 1, 10, "a queued batch")
         full = client.post("/predict/batch", json=batch)
         assert full.status_code == 503 and full.headers["Retry-After"] == "1"
         assert "waiting for the model" in full.json()["detail"]

@@ -90,59 +90,34 @@ class Job:
         return sum(map(len, self.docs))
 
 
-class PredictionBatcher:
-    """Runs every model call of a worker, one at a time, from two bounded queues.
+class Lane:
+    """A bounded queue of jobs and the one task that runs them, one model call at a time.
 
-    Single predictions are coalesced: whatever queued while the previous call ran goes into
-    the next one (up to max_items), so a busy server spreads the model's fixed cost per call
-    over many requests and a lone request goes straight through. Batches run one per call.
-    When both queues hold work, they take turns: a single prediction waits for at most one
-    batch, whose cost the request budget bounds. A full queue, or a wait longer than
-    predict_timeout_seconds, is a 503; one model call at a time bounds a worker's memory.
-    Each request keeps the model it arrived with, so requests in flight during a swap
-    finish on the old model.
+    Jobs are coalesced: whatever queued while the previous call ran goes into the next one,
+    up to max_items jobs and max_chars characters, so a busy server spreads the model's
+    fixed cost per call over many requests and a lone request goes straight through.
     """
 
-    def __init__(self, settings: Settings, sink: Sink | None = None, max_items: int = 64):
-        self.sink, self.max_items = sink, max_items
-        self.timeout = settings.api.predict_timeout_seconds
-        self.queue_size, self.batch_queue_size = (
-            settings.api.queue_size,
-            settings.api.batch_queue_size,
-        )
-        self.max_chars = settings.api.max_request_chars  # per model call, as per request
-        self._singles: deque[Job] = deque()
-        self._batches: deque[Job] = deque()
+    def __init__(self, size: int, max_items: int, max_chars: int, sink: Sink | None):
+        self.size, self.max_items, self.max_chars, self.sink = size, max_items, max_chars, sink
+        self.jobs: deque[Job] = deque()
         self._ready = asyncio.Event()
-        self._batch_next = False
 
-    async def predict(
-        self, loaded: LoadedModel, docs: list[str], items: list, ks: list[int]
-    ) -> list[dict]:
-        """The items' results, once the model has run them; Overloaded when it cannot."""
-        job = Job(loaded, docs, items, ks)
-        single = len(items) == 1
-        queue = self._singles if single else self._batches
-        if len(queue) >= (self.queue_size if single else self.batch_queue_size):
+    def check_room(self) -> None:
+        """Overloaded when the queue is full."""
+        if len(self.jobs) >= self.size:
             metrics.OVERLOAD_REJECTIONS.labels("queue_full").inc()
-            raise Overloaded(f"{len(queue)} requests are waiting for the model already")
-        queue.append(job)
-        self._ready.set()
-        try:
-            return await asyncio.wait_for(job.future, self.timeout)
-        except TimeoutError:
-            self._forget(queue, job)
-            metrics.OVERLOAD_REJECTIONS.labels("timeout").inc()
-            raise Overloaded(f"the model did not answer within {self.timeout:g} s") from None
-        except asyncio.CancelledError:  # the client went away
-            self._forget(queue, job)
-            raise
+            raise Overloaded(f"{len(self.jobs)} requests are waiting for the model already")
 
-    @staticmethod
-    def _forget(queue: deque[Job], job: Job) -> None:
-        """Take a job nobody waits for out of its queue, so it holds no place there."""
+    def put(self, job: Job) -> None:
+        self.check_room()
+        self.jobs.append(job)
+        self._ready.set()
+
+    def forget(self, job: Job) -> None:
+        """Take a job nobody waits for out of the queue, so it holds no place there."""
         with contextlib.suppress(ValueError):  # the model has it already
-            queue.remove(job)
+            self.jobs.remove(job)
 
     async def run_forever(self) -> None:
         while True:
@@ -154,21 +129,13 @@ class PredictionBatcher:
             await self._run_jobs(jobs)
 
     def _next_jobs(self) -> list[Job]:
-        """The next call's jobs: a batch, or the single predictions waiting; turns alternate."""
-        for queue in (self._batches, self._singles):  # a timed-out job is not run
-            while queue and queue[0].future.done():
-                queue.popleft()
-        take_batch = self._batches and (self._batch_next or not self._singles)
-        self._batch_next = not take_batch
-        if take_batch:
-            return [self._batches.popleft()]
         jobs, chars = [], 0
-        while self._singles and len(jobs) < self.max_items:
-            job = self._singles[0]
+        while self.jobs and len(jobs) < self.max_items:
+            job = self.jobs[0]
             if jobs and chars + job.chars > self.max_chars:
                 break
-            self._singles.popleft()
-            if not job.future.done():
+            self.jobs.popleft()
+            if not job.future.done():  # done: the client went away
                 jobs.append(job)
                 chars += job.chars
         return jobs
@@ -197,3 +164,46 @@ class PredictionBatcher:
             if not job.future.done():  # done: the client went away, or waited too long
                 job.future.set_result(results[start:end])
             start = end
+
+
+class PredictionBatcher:
+    """Every model call of a worker, from two lanes that run side by side.
+
+    Single predictions are coalesced into one call (up to max_items); batches run one per
+    call. Each lane makes one call at a time, so a worker holds at most one batch's worth
+    of model memory (which the request budget bounds) plus one call of single predictions,
+    and a flood of batches never makes a single prediction wait for them. A full queue, or a
+    wait longer than predict_timeout_seconds, is a 503. Each request keeps the model it
+    arrived with, so requests in flight during a swap finish on the old model.
+    """
+
+    def __init__(self, settings: Settings, sink: Sink | None = None, max_items: int = 64):
+        api = settings.api
+        self.timeout = api.predict_timeout_seconds
+        # A quarter of the budget per call of single predictions (64 real titles make about
+        # 9,000 characters; one item at most 12,006), so that a worker running both lanes
+        # at once stays near one worst request's memory.
+        self.singles = Lane(api.queue_size, max_items, api.max_request_chars // 4, sink)
+        self.batches = Lane(api.batch_queue_size, 1, api.max_request_chars, sink)
+
+    def lane(self, items: int) -> Lane:
+        return self.singles if items == 1 else self.batches
+
+    async def predict(
+        self, loaded: LoadedModel, docs: list[str], items: list, ks: list[int]
+    ) -> list[dict]:
+        """The items' results, once the model has run them; Overloaded when it cannot."""
+        job, lane = Job(loaded, docs, items, ks), self.lane(len(items))
+        lane.put(job)
+        try:
+            return await asyncio.wait_for(job.future, self.timeout)
+        except TimeoutError:
+            lane.forget(job)
+            metrics.OVERLOAD_REJECTIONS.labels("timeout").inc()
+            raise Overloaded(f"the model did not answer within {self.timeout:g} s") from None
+        except asyncio.CancelledError:  # the client went away
+            lane.forget(job)
+            raise
+
+    async def run_forever(self) -> None:
+        await asyncio.gather(self.singles.run_forever(), self.batches.run_forever())

@@ -51,9 +51,11 @@ async def predict_batch(
     """Categories of up to PRODCAT_API__MAX_BATCH_ITEMS listings, in the same order."""
     limits = Limits.from_settings(settings)
     check_batch_size(body.items, limits)
+    batcher = request.app.state.batcher
+    batcher.lane(len(body.items)).check_room()  # before the work of cleaning, when refused
     docs = await clean_request(loaded, body.items, limits, ("body", "items"))
     ks = [top_k] * len(body.items)
-    predictions = await request.app.state.batcher.predict(loaded, docs, body.items, ks)
+    predictions = await batcher.predict(loaded, docs, body.items, ks)
     # Returned as built (dicts shaped as the response model): FastAPI would validate and
     # serialise them again.
     return JSONResponse({"predictions": predictions, "model_version": loaded.version})

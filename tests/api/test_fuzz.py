@@ -1,4 +1,4 @@
-"""Schema-driven fuzzing: whatever schemathesis makes of the OpenAPI spec, no 5xx.
+"""Schema-driven fuzzing: whatever schemathesis makes of the OpenAPI spec, no 500.
 
 Every route is in the spec (/metrics too), so every route is fuzzed: the examples, coverage
 and fuzzing phases, each with valid (positive) and invalid (negative) data, and the stateful
@@ -25,6 +25,9 @@ TOKEN = APP_SETTINGS.api.admin_token.get_secret_value()
 APP = create_app(APP_SETTINGS, loader=lambda s: MODEL, probe=lambda s: "7", poll=False)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+# 503 is an answer the spec documents (no model, too busy, /drift without its database, as
+# here); any other 5xx fails.
+schema.config.checks.not_a_server_error.expected_statuses = ["1xx", "2xx", "3xx", "4xx", "503"]
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 
 

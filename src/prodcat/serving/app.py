@@ -20,7 +20,11 @@ from starlette.exceptions import HTTPException
 from prodcat import __version__
 from prodcat.config import Settings, get_settings
 from prodcat.serving import metrics
-from prodcat.serving.middleware import BodySizeLimitMiddleware, RequestMetricsMiddleware
+from prodcat.serving.middleware import (
+    BatchAdmissionMiddleware,
+    BodySizeLimitMiddleware,
+    RequestMetricsMiddleware,
+)
 from prodcat.serving.model_store import (
     LoadedModel,
     ModelUnavailable,
@@ -102,6 +106,7 @@ def create_app(
     document_limits(app, settings)
 
     add_error_handlers(app)
+    app.add_middleware(BatchAdmissionMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware)
     return app

@@ -84,3 +84,27 @@ class BodySizeLimitMiddleware:
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
             (b"connection", b"close")]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})
+
+
+class BatchAdmissionMiddleware:
+    """503 for a batch while the batch queue is full, before its body is read or parsed.
+
+    Parsing and validating a worst-case batch costs the event loop milliseconds; under a
+    flood of them, refusing after that work starved the single predictions.
+    """
+
+    def __init__(self, app: ASGIApp, path: str = "/predict/batch"):
+        self.app, self.path = app, path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        batcher = getattr(getattr(scope.get("app"), "state", None), "batcher", None)
+        if scope["type"] == "http" and scope["path"] == self.path and batcher is not None:
+            lane = batcher.batches
+            if lane.full:
+                body = json.dumps({"detail": lane.busy_detail()}).encode()
+                await send({"type": "http.response.start", "status": 503, "headers": [
+                    (b"content-type", b"application/json"), (b"retry-after", b"1"),
+                    (b"content-length", str(len(body)).encode())]})  # fmt: skip
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

@@ -103,11 +103,19 @@ class Lane:
         self.jobs: deque[Job] = deque()
         self._ready = asyncio.Event()
 
+    @property
+    def full(self) -> bool:
+        return len(self.jobs) >= self.size
+
+    def busy_detail(self) -> str:
+        """Why a request is refused while the queue is full (counted as such)."""
+        metrics.OVERLOAD_REJECTIONS.labels("queue_full").inc()
+        return f"{len(self.jobs)} requests are waiting for the model already"
+
     def check_room(self) -> None:
         """Overloaded when the queue is full."""
-        if len(self.jobs) >= self.size:
-            metrics.OVERLOAD_REJECTIONS.labels("queue_full").inc()
-            raise Overloaded(f"{len(self.jobs)} requests are waiting for the model already")
+        if self.full:
+            raise Overloaded(self.busy_detail())
 
     def put(self, job: Job) -> None:
         self.check_room()

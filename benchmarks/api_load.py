@@ -1,15 +1,20 @@
 """Load on the real prediction API, serving a champion trained on the shared Rakuten data.
 
-What it does, all through the package and the real services (own state directory, ports +600):
+What it does, all through the package and the real services (own state directory; ports +600,
+except those given as PRODCAT_*_PORT variables):
 1. starts PostgreSQL, S3 and MLflow, ingests the whole designations file batch by batch;
 2. trains with the `winner` profile (the full search's best configuration), evaluates,
    gates and promotes it, exactly as ml_pipeline does;
 3. starts the API as the stack runs it (`prodcat serve`, PRODCAT_API__WORKERS workers);
 4. drives closed-loop load with wrk on 127.0.0.1: single-item POST /predict/ at concurrency
    1, 16 and 64, rotating over 2,000 real titles; then times 1,000-item /predict/batch calls;
-5. prints throughput, p50/p95/p99 latency, the batch latency and the server's resident memory.
+5. prints throughput, p50/p95/p99 latency, the batch latency and the server's resident memory;
+6. sends the worst request the budget accepts (PRODCAT_API__MAX_REQUEST_CHARS characters of
+   real text after cleaning) and prints its time and the growth of the worker's peak memory;
+7. floods the API with worst-case requests from --flood clients while wrk sends single
+   predictions at concurrency 16, and prints both throughputs and the answers' statuses.
 
-Usage: python benchmarks/api_load.py [--seconds 20] [--keep] [--state DIR]
+Usage: python benchmarks/api_load.py [--seconds 20] [--keep] [--state DIR] [--flood 12]
 (needs `wrk`: apt-get install wrk). With --state, the directory is kept and a later run with
 the same directory serves the champion already in it instead of training again.
 """
@@ -24,22 +29,27 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+_EXPLICIT = {k: v for k, v in os.environ.items() if k.startswith("PRODCAT_") and k.endswith("PORT")}
 from tests.conftest import port_overrides  # noqa: E402  (shares the port-shifting helper)
 
-os.environ.update(port_overrides(600))
+os.environ.update({**port_overrides(600), **_EXPLICIT})
 os.environ.update({"PRODCAT_TRAINING__PROFILE": "winner", "PRODCAT_API__LOG_RAW_TEXT": "true"})
 
 import httpx  # noqa: E402
 import pandas as pd  # noqa: E402
+import psutil  # noqa: E402
 
 from prodcat.config import get_settings  # noqa: E402
 from prodcat.logging_setup import configure_logging  # noqa: E402
+from tests.models import worst_case_items  # noqa: E402
 
 WRK_SCRIPT = """
 local bodies = {}
@@ -127,12 +137,79 @@ def time_batches(url: str, items: list[dict], runs: int = 20) -> list[float]:
 
 
 def server_rss_mib(state: Path) -> float:
+    tree = api_processes(state)
+    return sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20
+
+
+def api_processes(state: Path) -> list[psutil.Process]:
+    """The API's supervisor and its children."""
     from prodcat.stack.process import ProcessRecord
 
     record = ProcessRecord.load(state / "run" / "api.pid")
     proc = record.process() if record else None
-    tree = [proc, *proc.children(recursive=True)] if proc else []
-    return sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20
+    return [proc, *proc.children(recursive=True)] if proc else []
+
+
+def api_workers(state: Path) -> list[psutil.Process]:
+    return [p for p in api_processes(state)[1:] if "resource_tracker" not in " ".join(p.cmdline())]
+
+
+def reset_peak(process: psutil.Process) -> int:
+    """Make the process's peak resident memory its resident memory now; that, in bytes."""
+    Path(f"/proc/{process.pid}/clear_refs").write_text("5")
+    return process.memory_info().rss
+
+
+def peak_rss(process: psutil.Process) -> int:
+    status = Path(f"/proc/{process.pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) * 1024
+
+
+def time_worst_case(url: str, state: Path, items: list[dict], runs: int = 6) -> None:
+    """The worst accepted request, runs times: its time and the worker's peak memory growth."""
+    workers, timings, growths = api_workers(state), [], []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for _ in range(runs):
+            before = {w.pid: reset_peak(w) for w in workers}
+            started = time.perf_counter()
+            response = client.post("/predict/batch", json={"items": items})
+            timings.append((time.perf_counter() - started) * 1000)
+            response.raise_for_status()
+            growths.append(max(peak_rss(w) - before[w.pid] for w in workers) / 2**20)
+        over = [*items[:-1], {**items[-1], "title": items[-1]["title"] + "z"}]
+        refused = client.post("/predict/batch", json={"items": over}).status_code
+    size = len(json.dumps({"items": items}, ensure_ascii=False).encode())
+    print(
+        f"worst accepted request ({get_settings().api.max_request_chars:,} characters, "
+        f"{len(items)} items, {size / 1024:.0f} KiB): median {statistics.median(timings):.0f} "
+        f"ms, max {max(timings):.0f} ms; worker peak memory +{growths[0]:.0f} MiB on the "
+        f"first, +{max(growths):.0f} MiB at most; one character more: {refused}"
+    )
+
+
+def flood(url: str, bodies: Path, items: list[dict], clients: int, seconds: int) -> None:
+    """wrk's single predictions at concurrency 16 while clients send worst-case requests."""
+    statuses, stop = Counter(), threading.Event()
+
+    def send_worst_cases() -> None:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            while not stop.is_set():
+                statuses[client.post("/predict/batch", json={"items": items}).status_code] += 1
+
+    threads = [threading.Thread(target=send_worst_cases) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2)  # the flood is on before wrk starts
+    r = run_wrk(url, bodies, 16, seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    print(
+        f"flood of {clients} clients sending worst-case requests: single predictions "
+        f"{r['rps']:.0f} req/s, p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, max "
+        f"{r['max']:.0f} ms, {r['errors']} errors (non-2xx included); worst-case answers "
+        f"{dict(statuses)}, {statuses[200] / (seconds + 2):.1f} accepted per second"
+    )
 
 
 def main() -> None:
@@ -140,6 +217,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20, help="per concurrency level")
     parser.add_argument("--keep", action="store_true", help="leave the services running")
     parser.add_argument("--state", type=Path, help="a state directory kept between runs")
+    parser.add_argument("--flood", type=int, default=12, help="clients sending worst cases")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -170,6 +248,13 @@ def main() -> None:
             f"{statistics.quantiles(timings, n=20)[-1]:.0f} ms, max {max(timings):.0f} ms"
         )
         print(f"API resident memory (all workers): {server_rss_mib(state):.0f} MiB")
+        worst = worst_case_items(settings.api.max_request_chars)
+        time_worst_case(url, state, worst)
+        flood(url, bodies, worst, args.flood, args.seconds)
+        print(
+            f"API resident memory (all workers) after the flood: {server_rss_mib(state):.0f} "
+            f"MiB; workers alive: {len(api_workers(state))}"
+        )
     finally:
         if not args.keep:
             cli("stack", "down")

@@ -111,6 +111,20 @@ class ApiSettings(BaseModel):
     max_batch_items: int = Field(default=1000, gt=0)
     reload_interval_seconds: float = Field(default=30, gt=0)
     max_top_k: int = Field(default=10, gt=0)
+    # Cost budget of one request, in characters the model reads (after cleaning and Unicode
+    # normalisation, the title repeated as the model repeats it). benchmarks/request_cost.py
+    # measured at most 460 bytes and 2.7 us per character of model work on the winner
+    # champion; through the API (JSON, validation, answer) on a busy 2-core machine, 250,000
+    # characters took 850 ms, with peaks over 1 s. 200,000 characters keeps the worst request
+    # near 100 MB and 0.7 s, within 150 MB and 1 s. Real titles make about 145 characters each
+    # (a 1,000-item batch fits). Titles and descriptions are capped by data.max_*_chars.
+    max_request_chars: int = Field(default=200_000, gt=0)
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)  # refused before parsing
+    # Back-pressure, per worker: beyond these, 503 with Retry-After rather than a backlog.
+    queue_size: int = Field(default=1024, gt=0)  # single predictions waiting for the model
+    batch_queue_size: int = Field(default=4, gt=0)  # batches waiting for the model
+    predict_timeout_seconds: float = Field(default=10, gt=0)  # waiting for a model call
+    limit_concurrency: int = Field(default=256, gt=0)  # connections and requests (uvicorn)
     # Prediction log (for drift monitoring): a bounded queue written to PostgreSQL in batches.
     log_predictions: bool = True
     log_raw_text: bool = True

@@ -84,12 +84,19 @@ class ProductTextCleaner(BaseEstimator, TransformerMixin):
 
     def transform(self, X) -> np.ndarray:
         titles, descriptions = _columns(X)
-        docs = []
-        for title, description in zip(titles, descriptions, strict=True):
-            title = " ".join(clean_text(title).split())
-            parts = [title] * self.title_weight + [" ".join(clean_text(description).split())]
-            docs.append(" . ".join(p for p in parts if p))
+        docs = [self.compose(*self.clean_fields(title, description))
+                for title, description in zip(titles, descriptions, strict=True)]  # fmt: skip
         return np.asarray(docs, dtype=object)
+
+    @staticmethod
+    def clean_fields(title: str, description: str) -> tuple[str, str]:
+        """Title and description cleaned, whitespace runs made single spaces."""
+        return " ".join(clean_text(title).split()), " ".join(clean_text(description).split())
+
+    def compose(self, title: str, description: str) -> str:
+        """The document the vectorizers read, from cleaned fields."""
+        parts = [title] * self.title_weight + [description]
+        return " . ".join(p for p in parts if p)
 
 
 class WordTokenizer:

@@ -13,6 +13,8 @@ import httpx
 import psutil
 import pytest
 
+from prodcat.config import get_settings
+
 from ..models import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
@@ -118,3 +120,62 @@ def test_workers_do_not_outlive_a_killed_supervisor(settings, tmp_path):
         process.wait()
     wait_until(lambda: not any(alive(w) for w in workers), timeout=30, what="orphans to stop")
     assert listening_pids(port) == set()
+
+
+def start_serve(env: dict[str, str], log_file: Path) -> subprocess.Popen:
+    with open(log_file, "a") as log:
+        return subprocess.Popen([str(Path(sys.executable).parent / "prodcat"), "serve"],
+                                cwd=ROOT, env=env, stdout=log, stderr=log)  # fmt: skip
+
+
+def serve_env(tmp_path: Path, port: int, workers: int) -> dict[str, str]:
+    return {**os.environ, "PRODCAT_API__HOST": "127.0.0.1", "PRODCAT_API__PORT": str(port),
+            "PRODCAT_API__WORKERS": str(workers), "PRODCAT_STATE_DIR": str(tmp_path / "state"),
+            "PRODCAT_MLFLOW__PORT": str(port + 1)}  # fmt: skip
+
+
+def wait_for_health_or_exit(process: subprocess.Popen, url: str, log_file: Path) -> None:
+    wait_until(lambda: health(url) or process.poll() is not None, 90, "the API or its exit")
+    assert process.poll() is None, f"the API exited:\n{log_file.read_text()[-3000:]}"
+
+
+def test_a_single_worker_serves_with_a_multiprocess_metrics_directory(tmp_path):
+    port = get_settings().api.port + 43  # needs no service: no stack
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **serve_env(tmp_path, port, workers=1),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "not-yet" / "metrics"),
+    }  # as the image sets it
+    log_file = tmp_path / "serve.log"
+    process = start_serve(env, log_file)
+    try:
+        wait_for_health_or_exit(process, url, log_file)
+        text = httpx.get(f"{url}/metrics").text
+        assert 'prodcat_api_requests_total{method="GET",route="/health",status="200"}' in text
+        assert "prodcat_api_workers 1.0" in text
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_restarts_at_once_after_a_stop_while_clients_held_connections(tmp_path, workers):
+    port = get_settings().api.port + 45
+    url = f"http://127.0.0.1:{port}"
+    env, log_file = serve_env(tmp_path, port, workers), tmp_path / "serve.log"
+    process = start_serve(env, log_file)
+    clients = [httpx.Client(base_url=url, timeout=5) for _ in range(8)]
+    try:
+        wait_for_health_or_exit(process, url, log_file)
+        for client in clients:  # keep-alive connections, left open
+            assert client.get("/health").status_code == 200
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        # The server closed those connections: its side of each waits in TIME_WAIT now.
+        process = start_serve(env, log_file)
+        wait_for_health_or_exit(process, url, log_file)
+    finally:
+        for client in clients:
+            client.close()
+        process.terminate()
+        process.wait(timeout=60)

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from prodcat import __version__
 from prodcat.config import Settings, get_settings
 from prodcat.serving import metrics
-from prodcat.serving.middleware import RequestMetricsMiddleware
+from prodcat.serving.middleware import (
+    BatchAdmissionMiddleware,
+    BodySizeLimitMiddleware,
+    RequestMetricsMiddleware,
+)
 from prodcat.serving.model_store import (
     LoadedModel,
     ModelUnavailable,
@@ -25,13 +33,14 @@ from prodcat.serving.model_store import (
 )
 from prodcat.serving.openapi import document_limits
 from prodcat.serving.prediction_log import PredictionLogWriter
-from prodcat.serving.predictor import PredictionBatcher
+from prodcat.serving.predictor import Overloaded, PredictionBatcher
 from prodcat.serving.reloader import ModelReloader, probe_champion_version
 from prodcat.serving.routes import admin, drift, health, model, predict
 from prodcat.serving.routes import metrics as metrics_routes
 from prodcat.serving.state import ModelState
 
 log = logging.getLogger(__name__)
+ECHO_CHARS = 200  # of an input, in a validation error
 
 
 def create_app(
@@ -65,8 +74,10 @@ def create_app(
         if writer:
             writer.start()
         app.state.prediction_sink = writer.submit if writer else None
-        app.state.batcher = PredictionBatcher(app.state.prediction_sink)
-        tasks = [asyncio.create_task(app.state.batcher.run_forever())]
+        app.state.batcher = PredictionBatcher(settings, app.state.prediction_sink)
+        metrics.WORKERS.set(1)
+        tasks = [asyncio.create_task(app.state.batcher.run_forever()),
+                 asyncio.create_task(note_memory_forever())]  # fmt: skip
         if poll:
             tasks.append(asyncio.create_task(app.state.reloader.run_forever()))
         yield
@@ -82,7 +93,7 @@ def create_app(
         lifespan=lifespan,
         description="Product categorisation: POST a listing to /predict/, get its category.",
     )
-    app.state.settings = settings
+    app.state.settings = settings  # what every route reads, through serving/deps.py
     for router in (
         health.router,
         predict.router,
@@ -93,6 +104,27 @@ def create_app(
     ):
         app.include_router(router)
     document_limits(app, settings)
+
+    add_error_handlers(app)
+    app.add_middleware(BatchAdmissionMiddleware)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(RequestMetricsMiddleware)
+    return app
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """422s that echo little, 503s that say when to retry, a 422 for a body not in UTF-8."""
+
+    @app.exception_handler(RequestValidationError)
+    async def shorten_validation_errors(request: Request, error: RequestValidationError):
+        detail = [{**e, "input": shorten(e["input"])} if "input" in e else e
+                  for e in error.errors()]  # fmt: skip
+        return JSONResponse({"detail": jsonable_encoder(detail)}, status_code=422)
+
+    @app.exception_handler(Overloaded)
+    async def ask_to_retry(request: Request, error: Overloaded) -> Response:
+        headers = {"Retry-After": str(error.retry_after)}
+        return JSONResponse({"detail": error.detail}, status_code=503, headers=headers)
 
     @app.exception_handler(HTTPException)
     async def explain_undecodable_body(request: Request, error: HTTPException) -> Response:
@@ -105,6 +137,20 @@ def create_app(
             return JSONResponse({"detail": detail}, status_code=422)
         return await http_exception_handler(request, error)
 
-    app.add_middleware(RequestMetricsMiddleware)
 
-    return app
+def shorten(value: Any) -> Any:
+    """At most ECHO_CHARS characters of an input: a string's start, or the start of the JSON
+    of anything longer (a 3 MB title was echoed whole)."""
+    if isinstance(value, str):
+        return value[:ECHO_CHARS]
+    if value is None or isinstance(value, int | float):
+        return value
+    text = json.dumps(jsonable_encoder(value), ensure_ascii=False)
+    return value if len(text) <= ECHO_CHARS else text[:ECHO_CHARS]
+
+
+async def note_memory_forever(interval: float = 5.0) -> None:
+    """Keep this worker's memory gauges current (/metrics reads every worker's last value)."""
+    while True:
+        metrics.note_worker_memory()
+        await asyncio.sleep(interval)

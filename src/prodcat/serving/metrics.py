@@ -54,3 +54,40 @@ BATCH_SIZE = Histogram(
     "Items per model call (single predictions are coalesced)",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000),
 )
+OVERLOAD_REJECTIONS = Counter(
+    "prodcat_api_overload_rejections_total",
+    "Predictions answered 503: the model's queue was full, or the wait for it too long",
+    ["reason"],
+)
+WORKERS = Gauge("prodcat_api_workers", "API worker processes alive", multiprocess_mode="livesum")
+WORKER_MEMORY = Gauge(
+    "prodcat_api_worker_resident_memory_bytes",
+    "Resident memory of each API worker (label pid with several workers)",
+    multiprocess_mode="liveall",
+)
+WORKER_PEAK_MEMORY = Gauge(
+    "prodcat_api_worker_peak_resident_memory_bytes",
+    "Highest resident memory each API worker has had",
+    multiprocess_mode="liveall",
+)
+
+
+def note_worker_memory() -> tuple[int, int]:
+    """Set this process's memory gauges; (resident, peak resident) in bytes."""
+    resident, peak = read_memory()
+    WORKER_MEMORY.set(resident)
+    WORKER_PEAK_MEMORY.set(peak)
+    return resident, peak
+
+
+def read_memory() -> tuple[int, int]:
+    """(VmRSS, VmHWM) of this process in bytes, from /proc; peak from getrusage elsewhere."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            fields = dict(line.split(b":", 1) for line in status if line.startswith(b"Vm"))
+        return int(fields[b"VmRSS"].split()[0]) * 1024, int(fields[b"VmHWM"].split()[0]) * 1024
+    except (OSError, KeyError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return peak, peak

@@ -12,7 +12,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from sklearn.pipeline import Pipeline
+
 from prodcat.config import Settings
+from prodcat.features import ProductTextCleaner
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,9 @@ class LoadedModel:
     source: str  # "registry" or "local-copy"
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        _ = self.cleaner  # refuse a model the API cannot clean for at load, not per request
+
     # Computed once per model: predictions read them on every call.
     @cached_property
     def classes(self) -> list[str]:
@@ -36,6 +43,24 @@ class LoadedModel:
     @cached_property
     def category_names(self) -> dict[str, str]:
         return getattr(self.model, "category_names_", None) or {}
+
+    @cached_property
+    def cleaner(self) -> ProductTextCleaner:
+        """The model's own first step: the API cleans each request once, with it, and measures
+        the request's cost on the documents it produces."""
+        first = self.model.steps[0][1] if isinstance(self.model, Pipeline) else None
+        if not isinstance(first, ProductTextCleaner):
+            raise TypeError(f"a served model starts with a ProductTextCleaner, not {first!r}")
+        return first
+
+    @cached_property
+    def after_cleaning(self) -> Pipeline:
+        """The model less its cleaning step: it takes the cleaner's documents."""
+        return self.model[1:]
+
+    def predict_documents(self, documents: list[str]) -> np.ndarray:
+        """Class probabilities of documents the cleaner made."""
+        return self.after_cleaning.predict_proba(documents)
 
     @cached_property
     def categories(self) -> list[dict[str, str | None]]:

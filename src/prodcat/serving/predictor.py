@@ -1,15 +1,18 @@
-"""Running the model: top-k results for a list of items, and the batcher for single requests."""
+"""Running the model: top-k results for a list of items, and the batcher every call goes through."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 
+from prodcat.config import Settings
 from prodcat.serving import metrics
 from prodcat.serving.model_store import LoadedModel
 from prodcat.serving.prediction_log import PredictionRecord
@@ -20,17 +23,20 @@ Sink = Callable[[list[PredictionRecord]], None]
 
 
 def predict_items(
-    loaded: LoadedModel, items: list[PredictRequest], ks: list[int], sink: Sink | None = None
+    loaded: LoadedModel,
+    docs: list[str],
+    items: list[PredictRequest],
+    ks: list[int],
+    sink: Sink | None = None,
 ) -> list[dict]:
     """Top-k categories of each item (k per item), in the items' order; one model call.
 
-    Results are plain dicts shaped as PredictResponse: building a pydantic object per
-    category cost a quarter of a 1,000-item batch, and they would only be dumped to JSON.
+    docs are the items as the model's cleaner made them (serving/budget.py cleaned and
+    measured them); items are the raw requests, for the prediction log. Results are plain
+    dicts shaped as PredictResponse: building a pydantic object per category cost a quarter
+    of a 1,000-item batch, and they would only be dumped to JSON.
     """
-    # (title, description) rows: the model's cleaner takes them as it takes a DataFrame,
-    # without pandas' cost of a frame per call.
-    rows = [(i.title, i.description or "") for i in items]
-    probabilities = loaded.model.predict_proba(rows)
+    probabilities = loaded.predict_documents(docs)
     order = np.argsort(-probabilities, axis=1)[:, : max(ks)]
     scores = np.take_along_axis(probabilities, order, axis=1).round(6).tolist()
     categories, results = loaded.categories, []
@@ -57,48 +63,155 @@ def record_prediction_metrics(results: list[dict]) -> None:
         metrics.CONFIDENCE.observe(result["confidence"])
 
 
-class PredictionBatcher:
-    """Coalesces concurrent single predictions into one model call per loaded model.
+class Overloaded(Exception):
+    """503 with Retry-After: the worker has more work waiting than it takes on."""
 
-    Nothing waits for a batch to fill: whatever queued while the previous call ran goes
-    into the next one. A lone request goes straight through; a busy server spreads the
-    model's fixed cost per call (a few ms of sklearn overhead) over many requests. Each
-    request keeps the model it arrived with, so requests in flight during a swap finish on
-    the old model.
+    retry_after = 1
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+@dataclass(eq=False)  # a job is itself: found in its queue by identity
+class Job:
+    """One request's items waiting for the model."""
+
+    loaded: LoadedModel
+    docs: list[str]
+    items: list[PredictRequest]
+    ks: list[int]
+    future: asyncio.Future = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    @property
+    def chars(self) -> int:
+        return sum(map(len, self.docs))
+
+
+class Lane:
+    """A bounded queue of jobs and the one task that runs them, one model call at a time.
+
+    Jobs are coalesced: whatever queued while the previous call ran goes into the next one,
+    up to max_items jobs and max_chars characters, so a busy server spreads the model's
+    fixed cost per call over many requests and a lone request goes straight through.
     """
 
-    def __init__(self, sink: Sink | None = None, max_items: int = 64):
-        self.sink, self.max_items = sink, max_items
-        self._queue: asyncio.Queue = asyncio.Queue()
+    def __init__(self, size: int, max_items: int, max_chars: int, sink: Sink | None):
+        self.size, self.max_items, self.max_chars, self.sink = size, max_items, max_chars, sink
+        self.jobs: deque[Job] = deque()
+        self._ready = asyncio.Event()
 
-    async def predict(self, loaded: LoadedModel, item: PredictRequest, k: int) -> dict:
-        future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((loaded, item, k, future))
-        return await future
+    @property
+    def full(self) -> bool:
+        return len(self.jobs) >= self.size
+
+    def busy_detail(self) -> str:
+        """Why a request is refused while the queue is full (counted as such)."""
+        metrics.OVERLOAD_REJECTIONS.labels("queue_full").inc()
+        return f"{len(self.jobs)} requests are waiting for the model already"
+
+    def check_room(self) -> None:
+        """Overloaded when the queue is full."""
+        if self.full:
+            raise Overloaded(self.busy_detail())
+
+    def put(self, job: Job) -> None:
+        self.check_room()
+        self.jobs.append(job)
+        self._ready.set()
+
+    def forget(self, job: Job) -> None:
+        """Take a job nobody waits for out of the queue, so it holds no place there."""
+        with contextlib.suppress(ValueError):  # the model has it already
+            self.jobs.remove(job)
 
     async def run_forever(self) -> None:
         while True:
-            await self._run_pending([await self._queue.get()])
+            await self._ready.wait()
+            jobs = self._next_jobs()
+            if not jobs:
+                self._ready.clear()
+                continue
+            await self._run_jobs(jobs)
 
-    async def _run_pending(self, pending: list[tuple]) -> None:
+    def _next_jobs(self) -> list[Job]:
+        jobs, chars = [], 0
+        while self.jobs and len(jobs) < self.max_items:
+            job = self.jobs[0]
+            if jobs and chars + job.chars > self.max_chars:
+                break
+            self.jobs.popleft()
+            if not job.future.done():  # done: the client went away
+                jobs.append(job)
+                chars += job.chars
+        return jobs
+
+    async def _run_jobs(self, jobs: list[Job]) -> None:
         # A method of its own so that nothing refers to the requests' models once they are
         # answered: a model swapped out must not be kept alive by an idle batcher.
-        while len(pending) < self.max_items and not self._queue.empty():
-            pending.append(self._queue.get_nowait())
-        for loaded in {id(p[0]): p[0] for p in pending}.values():
-            await self._run_group(loaded, [p for p in pending if p[0] is loaded])
+        for loaded in {id(j.loaded): j.loaded for j in jobs}.values():
+            await self._run_group(loaded, [j for j in jobs if j.loaded is loaded])
 
-    async def _run_group(self, loaded: LoadedModel, group: list[tuple]) -> None:
-        items, ks, futures = [g[1] for g in group], [g[2] for g in group], [g[3] for g in group]
+    async def _run_group(self, loaded: LoadedModel, group: list[Job]) -> None:
+        docs = [d for j in group for d in j.docs]
+        items = [i for j in group for i in j.items]
+        ks = [k for j in group for k in j.ks]
         try:
-            results = await asyncio.to_thread(predict_items, loaded, items, ks, self.sink)
+            results = await asyncio.to_thread(predict_items, loaded, docs, items, ks, self.sink)
         except Exception as error:
             log.exception("model call failed for %d items", len(items))
-            results = [error] * len(items)
-        for future, result in zip(futures, results, strict=True):
-            if future.done():  # the client went away
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+            for job in group:
+                if not job.future.done():
+                    job.future.set_exception(error)
+            return
+        start = 0
+        for job in group:
+            end = start + len(job.items)
+            if not job.future.done():  # done: the client went away, or waited too long
+                job.future.set_result(results[start:end])
+            start = end
+
+
+class PredictionBatcher:
+    """Every model call of a worker, from two lanes that run side by side.
+
+    Single predictions are coalesced into one call (up to max_items); batches run one per
+    call. Each lane makes one call at a time, so a worker holds at most one batch's worth
+    of model memory (which the request budget bounds) plus one call of single predictions,
+    and a flood of batches never makes a single prediction wait for them. A full queue, or a
+    wait longer than predict_timeout_seconds, is a 503. Each request keeps the model it
+    arrived with, so requests in flight during a swap finish on the old model.
+    """
+
+    def __init__(self, settings: Settings, sink: Sink | None = None, max_items: int = 64):
+        api = settings.api
+        self.timeout = api.predict_timeout_seconds
+        # A quarter of the budget per call of single predictions (64 real titles make about
+        # 9,000 characters; one item at most 12,006), so that a worker running both lanes
+        # at once stays near one worst request's memory.
+        self.singles = Lane(api.queue_size, max_items, api.max_request_chars // 4, sink)
+        self.batches = Lane(api.batch_queue_size, 1, api.max_request_chars, sink)
+
+    def lane(self, items: int) -> Lane:
+        return self.singles if items == 1 else self.batches
+
+    async def predict(
+        self, loaded: LoadedModel, docs: list[str], items: list, ks: list[int]
+    ) -> list[dict]:
+        """The items' results, once the model has run them; Overloaded when it cannot."""
+        job, lane = Job(loaded, docs, items, ks), self.lane(len(items))
+        lane.put(job)
+        try:
+            return await asyncio.wait_for(job.future, self.timeout)
+        except TimeoutError:
+            lane.forget(job)
+            metrics.OVERLOAD_REJECTIONS.labels("timeout").inc()
+            raise Overloaded(f"the model did not answer within {self.timeout:g} s") from None
+        except asyncio.CancelledError:  # the client went away
+            lane.forget(job)
+            raise
+
+    async def run_forever(self) -> None:
+        await asyncio.gather(self.singles.run_forever(), self.batches.run_forever())

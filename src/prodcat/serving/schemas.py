@@ -8,8 +8,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from prodcat.config import get_settings
-
 # Some character that is not whitespace, by Python's and by JSON Schema's (ECMAScript) rules
 # alike, so the spec and the check agree on what "blank" is.
 NON_BLANK = r"[^\s\u001c-\u001f\u0085\ufeff]"
@@ -42,42 +40,32 @@ class PredictRequest(BaseModel):
         },
     )  # fmt: skip
 
-    title: str = Field(description="Product title; HTML is allowed and cleaned by the model.")
-    description: str | None = Field(default=None, description="Optional product description.")
+    title: str = Field(
+        description="Product title; HTML is allowed and cleaned by the model. At most "
+        "PRODCAT_DATA__MAX_TITLE_CHARS characters after cleaning."
+    )
+    description: str | None = Field(
+        default=None,
+        description="Optional product description; at most PRODCAT_DATA__MAX_DESCRIPTION_CHARS "
+        "characters after cleaning.",
+    )
 
     @field_validator("title")
     @classmethod
-    def _title_present_and_short(cls, value: str) -> str:
+    def _title_present(cls, value: str) -> str:
+        # Lengths are checked after cleaning, with the request's budget (serving/budget.py).
         if not re.search(NON_BLANK, value):
             raise ValueError("title must not be blank")
-        limit = get_settings().data.max_title_chars
-        if len(value) > limit:
-            raise ValueError(f"title must be at most {limit} characters (got {len(value)})")
-        return value
-
-    @field_validator("description")
-    @classmethod
-    def _description_short(cls, value: str | None) -> str | None:
-        limit = get_settings().data.max_description_chars
-        if value is not None and len(value) > limit:
-            raise ValueError(f"description must be at most {limit} characters (got {len(value)})")
         return value
 
 
 class BatchPredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    items: list[PredictRequest] = Field(description="1 to PRODCAT_API__MAX_BATCH_ITEMS items.")
-
-    @field_validator("items")
-    @classmethod
-    def _batch_size(cls, value: list[PredictRequest]) -> list[PredictRequest]:
-        limit = get_settings().api.max_batch_items
-        if not value:
-            raise ValueError("items must hold at least one item")
-        if len(value) > limit:
-            raise ValueError(f"items must hold at most {limit} items (got {len(value)})")
-        return value
+    items: list[PredictRequest] = Field(
+        description="1 to PRODCAT_API__MAX_BATCH_ITEMS items, of at most "
+        "PRODCAT_API__MAX_REQUEST_CHARS characters after cleaning together."
+    )
 
 
 class CategoryScore(BaseModel):

@@ -31,9 +31,7 @@ def serve(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     cfg = settings.api
     check_port_free(cfg.host, cfg.port)
-    if cfg.workers == 1:
-        run_worker(cfg.host, cfg.port)
-        return
+    # One worker too runs under the supervisor: restarted if it dies, metrics directory made.
     reset_metrics_dir(settings)
     context = multiprocessing.get_context("spawn")
     stop = threading.Event()
@@ -63,21 +61,28 @@ def run_worker(host: str, port: int) -> None:
 
     from prodcat.logging_setup import configure_logging
 
-    configure_logging(get_settings().log_level)
+    settings = get_settings()
+    configure_logging(settings.log_level)
     _die_with_parent()
     sock = socket.socket(_family(host), socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     # Access lines would cost more than a prediction; /metrics counts every request.
-    config = uvicorn.Config(APP_FACTORY, factory=True, access_log=False)
+    # Past limit_concurrency connections or requests, uvicorn answers 503 at once.
+    config = uvicorn.Config(APP_FACTORY, factory=True, access_log=False,
+                            limit_concurrency=settings.api.limit_concurrency)  # fmt: skip
     uvicorn.Server(config).run(sockets=[sock])
 
 
 def check_port_free(host: str, port: int) -> None:
     """Fail clearly when something listens there already: with SO_REUSEPORT, another server
-    of the same user would otherwise silently share the port with ours."""
+    of the same user would otherwise silently share the port with ours.
+
+    SO_REUSEADDR, as the workers' sockets have: connections our previous run closed wait in
+    TIME_WAIT for a minute and must not stop a restart, while a listener still refuses it."""
     with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from prodcat.config import get_settings
+from prodcat.serving.deps import AdminDep
 from prodcat.serving.schemas import ErrorResponse
 
 router = APIRouter(prefix="/admin", tags=["admin"])
-bearer = HTTPBearer(auto_error=False)
 
 
 class ReloadResponse(BaseModel):
@@ -21,22 +16,12 @@ class ReloadResponse(BaseModel):
     model_version: str | None
 
 
-def require_admin(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    expected = get_settings().api.admin_token.get_secret_value()
-    if credentials is None or not secrets.compare_digest(credentials.credentials, expected):
-        raise HTTPException(401, detail="a valid admin bearer token is required",
-                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
-
-
 @router.post(
     "/reload",
     response_model=ReloadResponse,
-    dependencies=[Depends(require_admin)],
     responses={401: {"model": ErrorResponse, "description": "Missing or wrong bearer token"}},
 )
-async def reload_model(request: Request) -> ReloadResponse:
+async def reload_model(request: Request, _admin: AdminDep) -> ReloadResponse:
     """Load the registry's champion now (off the request path of predictions)."""
     reloaded = await request.app.state.reloader.reload_if_changed(force=True)
     current = request.app.state.models.current

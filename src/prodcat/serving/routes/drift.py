@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from sqlalchemy.exc import SQLAlchemyError
 
+from prodcat.serving.deps import SettingsDep
 from prodcat.serving.schemas import DriftResponse, DriftWindow, ErrorResponse
 
 router = APIRouter(tags=["monitoring"])
@@ -18,11 +19,10 @@ log = logging.getLogger(__name__)
     response_model=DriftResponse,
     responses={503: {"model": ErrorResponse, "description": "The database is unreachable"}},
 )
-def get_drift(request: Request) -> DriftResponse:
+def get_drift(settings: SettingsDep) -> DriftResponse:
     """Per window (new_data, live_traffic): the decision, the scores and the report's S3 key."""
     from prodcat.drift.store import find_latest_reports
 
-    settings = request.app.state.settings
     try:
         reports = find_latest_reports(settings)
     except SQLAlchemyError as error:

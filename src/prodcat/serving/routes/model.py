@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from prodcat.serving.routes.predict import current_model
+from prodcat.serving.deps import ModelDep
 from prodcat.serving.schemas import ErrorResponse, ModelInfoResponse
 
 router = APIRouter(tags=["model"])
@@ -15,9 +15,8 @@ router = APIRouter(tags=["model"])
     response_model=ModelInfoResponse,
     responses={503: {"model": ErrorResponse, "description": "No model is loaded yet"}},
 )
-def get_model(request: Request) -> ModelInfoResponse:
+async def get_model(request: Request, loaded: ModelDep) -> ModelInfoResponse:
     """Version, source, training date, evaluation metrics and classes of the served model."""
-    loaded = current_model(request)
     metrics = loaded.metadata.get("metrics", {})
     return ModelInfoResponse(
         model_name=request.app.state.models.model_name,

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
-from prodcat.config import get_settings
+from prodcat.serving.budget import Limits, check_batch_size, clean_items
+from prodcat.serving.deps import ModelDep, SettingsDep, TopK
 from prodcat.serving.model_store import LoadedModel
-from prodcat.serving.predictor import predict_items
 from prodcat.serving.schemas import (
     BatchPredictRequest,
     BatchPredictResponse,
@@ -19,48 +17,55 @@ from prodcat.serving.schemas import (
     PredictResponse,
 )
 
+# Cleaning a request this long or longer runs off the event loop: it may take milliseconds.
+INLINE_CLEANING_CHARS = 2000
+
 router = APIRouter(
     prefix="/predict",
     tags=["predict"],
-    responses={503: {"model": ErrorResponse, "description": "No model is loaded yet"}},
+    responses={
+        413: {"model": ErrorResponse, "description": "Body or text over the request's budget"},
+        503: {"model": ErrorResponse, "description": "No model loaded, or too busy: retry"},
+    },
 )
 
 
-def current_model(request: Request) -> LoadedModel:
-    loaded = request.app.state.models.current
-    if loaded is None:
-        raise HTTPException(503, detail=request.app.state.models.detail or "no model loaded")
-    return loaded
-
-
-async def top_k_param(
-    top_k: int = Query(3, ge=1, description="How many categories to return"),
-) -> int:
-    limit = get_settings().api.max_top_k
-    if top_k > limit:  # the same 422 body as every other validation error
-        raise RequestValidationError([{
-            "type": "less_than_equal", "loc": ("query", "top_k"), "input": top_k,
-            "msg": f"top_k must be at most {limit} (got {top_k})", "ctx": {"le": limit},
-        }])  # fmt: skip
-    return top_k
-
-
-TopK = Annotated[int, Depends(top_k_param)]
-
-
 @router.post("/", response_model=PredictResponse)
-async def predict(body: PredictRequest, request: Request, top_k: TopK) -> Response:
+async def predict(
+    body: PredictRequest, request: Request, loaded: ModelDep, settings: SettingsDep, top_k: TopK
+) -> Response:
     """The category of one product listing."""
-    result = await request.app.state.batcher.predict(current_model(request), body, top_k)
-    return JSONResponse(result)
+    docs = await clean_request(loaded, [body], Limits.from_settings(settings), ("body",))
+    results = await request.app.state.batcher.predict(loaded, docs, [body], [top_k])
+    return JSONResponse(results[0])
 
 
 @router.post("/batch", response_model=BatchPredictResponse)
-def predict_batch(body: BatchPredictRequest, request: Request, top_k: TopK) -> Response:
+async def predict_batch(
+    body: BatchPredictRequest,
+    request: Request,
+    loaded: ModelDep,
+    settings: SettingsDep,
+    top_k: TopK,
+) -> Response:
     """Categories of up to PRODCAT_API__MAX_BATCH_ITEMS listings, in the same order."""
-    loaded = current_model(request)
-    sink = request.app.state.prediction_sink
-    predictions = predict_items(loaded, body.items, [top_k] * len(body.items), sink)
+    limits = Limits.from_settings(settings)
+    check_batch_size(body.items, limits)
+    batcher = request.app.state.batcher
+    batcher.lane(len(body.items)).check_room()  # before the work of cleaning, when refused
+    docs = await clean_request(loaded, body.items, limits, ("body", "items"))
+    ks = [top_k] * len(body.items)
+    predictions = await batcher.predict(loaded, docs, body.items, ks)
     # Returned as built (dicts shaped as the response model): FastAPI would validate and
     # serialise them again.
     return JSONResponse({"predictions": predictions, "model_version": loaded.version})
+
+
+async def clean_request(
+    loaded: LoadedModel, items: list[PredictRequest], limits: Limits, loc: tuple
+) -> list[str]:
+    """clean_items, in the thread pool when the request is long enough to hold the loop."""
+    raw = sum(len(i.title) + len(i.description or "") for i in items)
+    if raw < INLINE_CLEANING_CHARS:
+        return clean_items(loaded.cleaner, items, limits, loc)
+    return await run_in_threadpool(clean_items, loaded.cleaner, items, limits, loc)

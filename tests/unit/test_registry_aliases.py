@@ -1,0 +1,119 @@
+"""Moving the champion and previous aliases, with our get_client() returning a small in-memory
+registry (the real MLflow is used in tests/integration/test_training.py)."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import (
+    INTERNAL_ERROR,
+    INVALID_PARAMETER_VALUE,
+    RESOURCE_DOES_NOT_EXIST,
+)
+
+from prodcat import registry
+from prodcat.config import Settings
+from prodcat.registry import (
+    SNAPSHOT_BATCH_TAG,
+    get_alias_version,
+    get_snapshot_batch,
+    is_missing,
+    promote_version,
+    rollback_champion,
+)
+
+SETTINGS = Settings(_env_file=None, mlflow={"model_name": "m"})
+
+
+class FakeRegistry:
+    """Aliases of registered models, answering as MLflow does when one is missing."""
+
+    def __init__(self, aliases: dict[str, str] | None = None, down: bool = False):
+        self.aliases, self.down = dict(aliases or {}), down
+        self.calls: list[tuple[str, str, str]] = []
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        if self.down:
+            raise MlflowException("registry unavailable", error_code=INTERNAL_ERROR)
+        if alias not in self.aliases:
+            raise MlflowException(f"Registered model alias {alias} not found.",
+                                  error_code=INVALID_PARAMETER_VALUE)  # fmt: skip
+        return ModelVersion(name, self.aliases[alias], 0)
+
+    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
+        self.calls.append((name, alias, version))
+        self.aliases[alias] = version
+
+
+@pytest.fixture
+def gauges(monkeypatch) -> dict[str, float]:
+    sent: dict[str, float] = {}
+    monkeypatch.setattr(registry, "set_gauge", sent.__setitem__)
+    return sent
+
+
+def use(monkeypatch, fake: FakeRegistry) -> FakeRegistry:
+    monkeypatch.setattr(registry, "get_client", lambda settings=None: fake)
+    return fake
+
+
+def test_promoting_keeps_the_former_champion_as_previous(monkeypatch, gauges):
+    fake = use(monkeypatch, FakeRegistry({"champion": "1", "previous": "0"}))
+    assert promote_version("2", SETTINGS) == "1"
+    assert fake.calls == [("m", "previous", "1"), ("m", "champion", "2")]
+    assert gauges == {"train.champion_version": 2}
+
+
+def test_the_first_promotion_sets_no_previous(monkeypatch, gauges):
+    fake = use(monkeypatch, FakeRegistry())
+    assert promote_version("1", SETTINGS) is None
+    assert fake.aliases == {"champion": "1"}
+
+
+def test_promoting_the_champion_again_leaves_previous_alone(monkeypatch, gauges):
+    fake = use(monkeypatch, FakeRegistry({"champion": "2", "previous": "1"}))
+    assert promote_version("2", SETTINGS) == "2"
+    assert fake.aliases == {"champion": "2", "previous": "1"}
+
+
+def test_rollback_swaps_champion_and_previous(monkeypatch, gauges):
+    fake = use(monkeypatch, FakeRegistry({"champion": "5", "previous": "3"}))
+    assert rollback_champion(SETTINGS) == "3"
+    assert fake.aliases == {"champion": "3", "previous": "5"}
+    assert rollback_champion(SETTINGS) == "5"
+    assert fake.aliases == {"champion": "5", "previous": "3"}
+
+
+def test_rollback_without_a_previous_champion_is_a_clear_failure(monkeypatch, gauges):
+    fake = use(monkeypatch, FakeRegistry({"champion": "1"}))
+    with pytest.raises(ValueError, match="^there is no previous champion to roll back to$"):
+        rollback_champion(SETTINGS)
+    assert fake.calls == []
+
+
+def test_a_registry_outage_is_not_a_missing_alias(monkeypatch):
+    use(monkeypatch, FakeRegistry(down=True))
+    with pytest.raises(MlflowException, match="registry unavailable"):
+        get_alias_version("champion", SETTINGS)
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "missing"),
+    [
+        (RESOURCE_DOES_NOT_EXIST, "Registered Model with name=m not found", True),
+        (INVALID_PARAMETER_VALUE, "Registered model alias champion not found.", True),
+        (INVALID_PARAMETER_VALUE, "alias champion is invalid", False),
+        (INVALID_PARAMETER_VALUE, "version 3 not found", False),
+        (INTERNAL_ERROR, "alias champion not found", False),
+    ],
+)
+def test_only_a_missing_model_or_alias_reads_as_missing(code, message, missing):
+    assert is_missing(MlflowException(message, error_code=code)) is missing
+
+
+def test_the_snapshot_batch_comes_from_the_version_tag():
+    tagged = ModelVersion("m", "2", 0, tags=[ModelVersionTag(SNAPSHOT_BATCH_TAG, "17")])
+    assert get_snapshot_batch(tagged) == 17
+    assert get_snapshot_batch(ModelVersion("m", "1", 0)) == 0
+    assert get_snapshot_batch(None) == 0

@@ -87,7 +87,7 @@ def test_rollback_swaps_champion_and_previous(monkeypatch, gauges):
 
 def test_rollback_without_a_previous_champion_is_a_clear_failure(monkeypatch, gauges):
     fake = use(monkeypatch, FakeRegistry({"champion": "1"}))
-    with pytest.raises(ValueError, match="^there is no previous champion to roll back to$"):
+    with pytest.raises(ValueError, match=r"^there is no previous champion to roll back to$"):
         rollback_champion(SETTINGS)
     assert fake.calls == []
 

@@ -153,3 +153,12 @@ def test_missing_data_says_why(monkeypatch, caplog):
         "reset_data; no model is trained without one",
     ]
     assert [r.levelname for r in caplog.records] == ["INFO", "WARNING"]
+
+
+def test_the_pipeline_branches_on_the_decision_and_rollback_comes_first(monkeypatch):
+    FakeStore(None).install(monkeypatch)
+    assert retrain.choose_branch(rollback=True, settings=SETTINGS) == "rollback"
+    assert retrain.choose_branch(settings=SETTINGS) == "train"
+    FakeStore(version(), recent_f1=0.9).install(monkeypatch)
+    assert retrain.choose_branch(settings=SETTINGS) == "skip_training"
+    assert retrain.choose_branch(False, "drift", SETTINGS) == "train"

@@ -34,6 +34,7 @@ class FakeRegistry:
         self.calls: list[tuple[str, str, str]] = []
 
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        assert name == "m", name  # the configured model's, no other
         if self.down:
             raise MlflowException("registry unavailable", error_code=INTERNAL_ERROR)
         if alias not in self.aliases:
@@ -54,21 +55,29 @@ def gauges(monkeypatch) -> dict[str, float]:
 
 
 def use(monkeypatch, fake: FakeRegistry) -> FakeRegistry:
-    monkeypatch.setattr(registry, "get_client", lambda settings=None: fake)
+    def get_client(settings=None) -> FakeRegistry:
+        assert settings is SETTINGS  # the caller's settings travel all the way down
+        return fake
+
+    monkeypatch.setattr(registry, "get_client", get_client)
     return fake
 
 
-def test_promoting_keeps_the_former_champion_as_previous(monkeypatch, gauges):
+def test_promoting_keeps_the_former_champion_as_previous(monkeypatch, gauges, caplog):
     fake = use(monkeypatch, FakeRegistry({"champion": "1", "previous": "0"}))
-    assert promote_version("2", SETTINGS) == "1"
+    with caplog.at_level("INFO", logger="prodcat.registry"):
+        assert promote_version("2", SETTINGS) == "1"
     assert fake.calls == [("m", "previous", "1"), ("m", "champion", "2")]
     assert gauges == {"train.champion_version": 2}
+    assert caplog.messages == ["version 2 is the champion (previous: 1)"]
 
 
-def test_the_first_promotion_sets_no_previous(monkeypatch, gauges):
+def test_the_first_promotion_sets_no_previous(monkeypatch, gauges, caplog):
     fake = use(monkeypatch, FakeRegistry())
-    assert promote_version("1", SETTINGS) is None
+    with caplog.at_level("INFO", logger="prodcat.registry"):
+        assert promote_version("1", SETTINGS) is None
     assert fake.aliases == {"champion": "1"}
+    assert caplog.messages == ["version 1 is the champion (previous: None)"]
 
 
 def test_promoting_the_champion_again_leaves_previous_alone(monkeypatch, gauges):
@@ -77,9 +86,11 @@ def test_promoting_the_champion_again_leaves_previous_alone(monkeypatch, gauges)
     assert fake.aliases == {"champion": "2", "previous": "1"}
 
 
-def test_rollback_swaps_champion_and_previous(monkeypatch, gauges):
+def test_rollback_swaps_champion_and_previous(monkeypatch, gauges, caplog):
     fake = use(monkeypatch, FakeRegistry({"champion": "5", "previous": "3"}))
-    assert rollback_champion(SETTINGS) == "3"
+    with caplog.at_level("WARNING", logger="prodcat.registry"):
+        assert rollback_champion(SETTINGS) == "3"
+    assert caplog.messages == ["rolled back: champion is version 3 again (was 5)"]
     assert fake.aliases == {"champion": "3", "previous": "5"}
     assert rollback_champion(SETTINGS) == "5"
     assert fake.aliases == {"champion": "5", "previous": "3"}

@@ -15,8 +15,11 @@ from prodcat.config import Settings
 from prodcat.registry import SNAPSHOT_BATCH_TAG
 from prodcat.retrain import choose_reason, find_missing_data
 
+# Not the default dataset: the settings given must be the ones used, all the way down.
 SETTINGS = Settings(
-    _env_file=None, training={"f1_threshold": 0.7, "backlog_threshold": 100, "min_rows": 50}
+    _env_file=None,
+    data={"dataset": "rakuten-sample"},
+    training={"f1_threshold": 0.7, "backlog_threshold": 100, "min_rows": 50},
 )
 
 
@@ -56,19 +59,26 @@ class FakeStore:
 
     def install(self, monkeypatch) -> FakeStore:
         def count_training_data(settings, dataset):
+            assert settings is SETTINGS
             self.asked["dataset"] = dataset
             return self.counts
 
         def count_backlog(snapshot, settings):
+            assert settings is SETTINGS
             self.asked["backlog_since"] = snapshot
             return self.backlog
 
         def score_fresh_rows(champion, snapshot, settings):
+            assert settings is SETTINGS
             self.asked["scored"] = (champion.version, snapshot)
             return self.recent_f1
 
+        def get_champion(settings):
+            assert settings is SETTINGS
+            return self.champion
+
         for name, fake in {
-            "get_champion": lambda settings: self.champion,
+            "get_champion": get_champion,
             "count_training_data": count_training_data,
             "count_backlog": count_backlog,
             "score_fresh_rows": score_fresh_rows,
@@ -110,7 +120,7 @@ def test_a_healthy_champion_is_scored_on_fresh_rows_and_training_skipped(monkeyp
         decision = retrain.check_retraining(SETTINGS)
     assert decision.as_dict() == {"retrain": False, "reason": "healthy", "champion_version": "4",
                                   "champion_recent_f1": 0.8, "backlog": 99}  # fmt: skip
-    assert fake.asked == {"dataset": "rakuten-designations", "backlog_since": 12,
+    assert fake.asked == {"dataset": "rakuten-sample", "backlog_since": 12,
                           "scored": ("4", 12)}  # fmt: skip
     assert fake.gauges == {"train.champion_version": 4, "ingest.backlog_rows": 99}
     assert fake.counters == []
@@ -147,9 +157,9 @@ def test_missing_data_says_why(monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger="prodcat.retrain"):
         assert find_missing_data(SETTINGS) == "no_evaluation_set"
     assert caplog.messages == [
-        "rakuten-designations has 49 labelled rows, fewer than PRODCAT_TRAINING__MIN_ROWS (50): "
+        "rakuten-sample has 49 labelled rows, fewer than PRODCAT_TRAINING__MIN_ROWS (50): "
         "waiting for more",
-        "rakuten-designations has no evaluation set: set PRODCAT_DATA__EVAL_SIZE above 0 and run "
+        "rakuten-sample has no evaluation set: set PRODCAT_DATA__EVAL_SIZE above 0 and run "
         "reset_data; no model is trained without one",
     ]
     assert [r.levelname for r in caplog.records] == ["INFO", "WARNING"]

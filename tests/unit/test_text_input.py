@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from prodcat.features import ProductTextCleaner, _columns, clean_text, strip_html
+from prodcat.features import (
+    ProductTextCleaner,
+    _columns,
+    _CombiningMarks,
+    clean_text,
+    strip_html,
+)
 
 TITLES = ["Robe <b>rouge</b>", "Console", "Livre"]
 DESCRIPTIONS = ["coton &eacute;t&eacute;", "", None]
@@ -73,3 +79,10 @@ def test_strip_html_keeps_text_and_replaces_tags_with_spaces():
     assert strip_html("<p>Un</p>deux") == " Un deux"
     assert strip_html("&amp;lt;b&amp;gt;") == " "
     assert strip_html(None) == "" and strip_html("") == ""
+
+
+def test_the_combining_marks_table_deletes_marks_and_remembers_each_code_point():
+    # A fresh table: the module's own one already knows every code point earlier tests met.
+    table = _CombiningMarks()
+    assert "e\u0301\u0327x".translate(table) == "ex"
+    assert table == {ord("e"): ord("e"), 0x301: None, 0x327: None, ord("x"): ord("x")}

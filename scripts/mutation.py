@@ -1,12 +1,14 @@
 """Mutation score of the core decisions: mutmut mutates the functions below, the unit tests
 (pyproject.toml [tool.mutmut]) must kill the mutants. Prints the score per module and every
-surviving mutant. `make mutation` runs it; `--report` only prints the last run's results.
+surviving mutant. `make mutation` runs it from scratch (mutmut's cache cannot see changes to
+pyproject.toml); `--report` only prints the last run's results.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -69,6 +71,7 @@ def print_scores(results: dict[str, int | None]) -> bool:
 
 def main() -> int:
     if "--report" not in sys.argv:
+        shutil.rmtree(ROOT / "mutants", ignore_errors=True)
         mutmut = Path(sys.executable).parent / "mutmut"
         subprocess.run([str(mutmut), "run", *patterns()], cwd=ROOT, check=False)
     return 0 if print_scores(load_results()) else 1

@@ -19,7 +19,7 @@ TARGET = 0.85
 # module -> the functions that decide something (mutmut's names: x_<function>, xǁClassǁmethod).
 DECISIONS = {
     "registry": ["x_decide", "x_is_missing", "x_get_alias_version", "x_get_snapshot_batch",
-                 "x_promote_version", "x_rollback_champion"],
+                 "x_promote_version", "x_rollback_champion", "x_plan_rollback"],
     "data.validate": ["x_find_rejections", "x_describe_rejection", "x_safe_text"],
     "data.dataset": ["x_derive_id"],
     "retrain": ["x_choose_reason", "x_find_missing_data", "x_check_retraining", "x_choose_branch"],

@@ -4,7 +4,12 @@ registry (the real MLflow is used in tests/integration/test_training.py)."""
 from __future__ import annotations
 
 import pytest
-from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
+from mlflow.entities.model_registry import (
+    ModelVersion,
+    ModelVersionTag,
+    RegisteredModel,
+    RegisteredModelTag,
+)
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
     INTERNAL_ERROR,
@@ -32,6 +37,7 @@ class FakeRegistry:
     def __init__(self, aliases: dict[str, str] | None = None, down: bool = False):
         self.aliases, self.down = dict(aliases or {}), down
         self.calls: list[tuple[str, str, str]] = []
+        self.tags: dict[str, str] = {}
 
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         assert name == "m", name  # the configured model's, no other
@@ -45,6 +51,14 @@ class FakeRegistry:
     def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
         self.calls.append((name, alias, version))
         self.aliases[alias] = version
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        assert name == "m", name
+        return RegisteredModel(name, tags=[RegisteredModelTag(k, v) for k, v in self.tags.items()])
+
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
+        assert name == "m", name
+        self.tags[key] = value
 
 
 @pytest.fixture
@@ -96,11 +110,36 @@ def test_rollback_swaps_champion_and_previous(monkeypatch, gauges, caplog):
     assert fake.aliases == {"champion": "5", "previous": "3"}
 
 
-def test_rollback_without_a_previous_champion_is_a_clear_failure(monkeypatch, gauges):
-    fake = use(monkeypatch, FakeRegistry({"champion": "1"}))
+@pytest.mark.parametrize("aliases", [{"champion": "1"}, {"previous": "1"}, {}])
+def test_rollback_without_a_previous_champion_is_a_clear_failure(monkeypatch, gauges, aliases):
+    fake = use(monkeypatch, FakeRegistry(aliases))
     with pytest.raises(ValueError, match=r"^there is no previous champion to roll back to$"):
-        rollback_champion(SETTINGS)
-    assert fake.calls == []
+        rollback_champion(SETTINGS, run_key="manual__1")
+    assert fake.calls == [] and fake.tags == {} and gauges == {}
+
+
+def test_a_retried_rollback_carries_out_its_plan_and_never_flips_back(monkeypatch, gauges, caplog):
+    fake = use(monkeypatch, FakeRegistry({"champion": "5", "previous": "3"}))
+    run_key = "manual__2026-11-01T00:00:00+00:00"
+    assert rollback_champion(SETTINGS, run_key=run_key) == "3"
+    # The plan is tagged under a key MLflow accepts ('+' is not allowed).
+    assert fake.tags == {"rollback.manual__2026-11-01T00:00:00_00:00": "3->5"}
+    caplog.clear()
+    with caplog.at_level("INFO", logger="prodcat.registry"):
+        assert rollback_champion(SETTINGS, run_key=run_key) == "3"
+    assert fake.aliases == {"champion": "3", "previous": "5"}
+    assert gauges == {"train.champion_version": 3}
+    assert caplog.messages == [
+        f"rollback {run_key} was planned before: 5 -> 3",
+        "rolled back: champion is version 3 again (was 5)",
+    ]
+
+
+def test_a_rollback_interrupted_after_its_plan_completes_on_retry(monkeypatch, gauges):
+    fake = use(monkeypatch, FakeRegistry({"champion": "5", "previous": "3"}))
+    fake.tags["rollback.run-1"] = "3->5"  # planned, then the task died before moving aliases
+    assert rollback_champion(SETTINGS, run_key="run-1") == "3"
+    assert fake.calls == [("m", "champion", "3"), ("m", "previous", "5")]
 
 
 def test_a_registry_outage_is_not_a_missing_alias(monkeypatch):

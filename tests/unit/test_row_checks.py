@@ -13,17 +13,22 @@ from prodcat.data.validate import Limits, Reason, describe_rejection, find_rejec
 LIMITS = Limits(max_title_chars=10, max_description_chars=20)
 # In check order: the first one a row fails is its reason.
 DEFECTS = [
+    (Reason.MALFORMED_ROW, {"malformed": 'a,"b,c'}),
     (Reason.BAD_ENCODING, {"description": "bad \udcff byte"}),
     (Reason.EMPTY_TITLE, {"title": ""}),
     (Reason.MISSING_LABEL, {"label": ""}),
     (Reason.UNKNOWN_LABEL, {"label": "77"}),
     (Reason.TOO_LONG, {"description": "y" * 21}),
+    (Reason.BAD_IMAGE_PATH, {"image_error": "../../etc/passwd"}),
     (Reason.DUPLICATE_ID, {"product_id": "seen"}),
 ]
 
 
-def row(**fields: str) -> dict[str, str]:
-    return {"product_id": "p", "title": "t", "description": "", "label": "10", **fields}
+def row(**fields: str | None) -> dict[str, str | None]:
+    """A valid row as the reader makes it (no parse failure, no image-path error)."""
+    base = {"product_id": "p", "title": "t", "description": "", "label": "10", "malformed": None,
+            "image_error": ""}  # fmt: skip
+    return {**base, **fields}
 
 
 def reasons_of(*rows: dict[str, str], known=frozenset({"10"}), existing=("seen",)) -> list[str]:
@@ -57,6 +62,11 @@ def test_with_two_defects_the_first_failing_check_wins(first, second):
 
 def test_a_too_long_title_with_an_unknown_label_is_an_unknown_label():
     assert reasons_of(row(title="x" * 11, label="77")) == [Reason.UNKNOWN_LABEL]
+
+
+def test_rows_without_the_reader_columns_are_checked_all_the_same():
+    frame = pd.DataFrame([{"product_id": "p", "title": "", "description": "", "label": "10"}])
+    assert list(find_rejections(frame, LIMITS, {"10"}, set())) == [Reason.EMPTY_TITLE]
 
 
 def test_without_known_labels_any_label_passes():
@@ -99,6 +109,14 @@ def test_each_rejection_is_described_for_a_person():
         "id 'ab' already loaded or repeated in this batch"
     )
     assert describe_rejection(duplicate, Reason.BAD_ENCODING, LIMITS) == "bad encoding"
+    broken = pd.Series(row(malformed="x" * 300))
+    assert describe_rejection(broken, Reason.MALFORMED_ROW, LIMITS) == (
+        f"the CSV parser could not split this record: {'x' * 200!r}"
+    )
+    outside = pd.Series(row(image_error="../a.jpg"))
+    assert describe_rejection(outside, Reason.BAD_IMAGE_PATH, LIMITS) == (
+        "image '../a.jpg' is outside the image folder"
+    )
     assert describe_rejection(duplicate, Reason.EMPTY_TITLE, LIMITS) == "empty title"
 
 

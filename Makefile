@@ -2,7 +2,8 @@
 VENV ?= .venv
 PRODCAT = $(VENV)/bin/prodcat
 
-.PHONY: bootstrap up demo down status logs test test-unit lint format compose-check bench clean
+.PHONY: bootstrap up demo down status logs test test-unit mutation lint format compose-check bench \
+	clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -31,6 +32,12 @@ test: bootstrap
 test-unit: bootstrap
 	$(VENV)/bin/pytest tests/unit tests/dags tests/api
 
+# Mutation score of the core decisions (gate, aliases, row checks, ids, retraining decision,
+# serving input); not part of `make test`. Niced: it keeps both cores busy for a while.
+mutation: bootstrap
+	PRODCAT_DATA__RAW_DIR=$(abspath $(or $(PRODCAT_DATA__RAW_DIR),../shared/data/rakuten)) \
+		nice -n 10 $(VENV)/bin/python scripts/mutation.py
+
 lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -46,4 +53,4 @@ bench: bootstrap
 	$(VENV)/bin/python benchmarks/stack_up.py
 
 clean: down
-	rm -rf .state
+	rm -rf .state mutants

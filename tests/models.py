@@ -130,7 +130,7 @@ def api_server(bin_dir: Path, port: int, env: dict[str, str], log_file: Path, wo
                                    stdout=log, stderr=log)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 240  # a busy machine loads a model slowly
+        deadline = time.monotonic() + 300  # generous: a loaded 2-core machine is slow to load
         while True:
             try:
                 if httpx.get(f"{url}/ready", timeout=1).status_code == 200:

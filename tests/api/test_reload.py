@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import threading
-import time
 
 from fastapi.testclient import TestClient
 
@@ -17,16 +16,23 @@ from .conftest import settings_without_log
 
 
 class MovingAlias:
-    """Stands for the registry: which version the alias names, and loading it (slowly)."""
+    """Stands for the registry: which version the alias names, and loading it.
+
+    While `held` is set, a load waits until the test releases it: a load that takes as long
+    as the test wants, during which requests must keep being answered.
+    """
 
     def __init__(self, models: dict[str, LoadedModel]):
         self.models, self.version = models, "7"
+        self.held, self.loading, self.release = False, threading.Event(), threading.Event()
 
     def probe(self, settings) -> str:
         return self.version
 
     def load(self, settings) -> LoadedModel:
-        time.sleep(0.5)  # a slow load must not stall requests
+        if self.held:
+            self.loading.set()
+            assert self.release.wait(120), "the test never released the load"
         return self.models[self.version]
 
 
@@ -34,42 +40,57 @@ def test_a_swap_under_load_fails_no_request(small_model):
     newer = LoadedModel(copy.deepcopy(small_model.model), "8", "registry", small_model.metadata)
     alias = MovingAlias({"7": small_model, "8": newer})
     app = create_app(settings_without_log(), loader=alias.load, probe=alias.probe, poll=False)
-    answers, failures, stop = [], [], threading.Event()
+    # Each answer keeps the phase read before its request was sent and after its answer came:
+    # a label can only lag, so "answered before the release" and "sent after the reload
+    # returned" are certain. No clock is read.
+    answers, failures, stop, phase = [], [], threading.Event(), ["before"]
+    token = get_settings().api.admin_token.get_secret_value()
+
+    def sent_in(wanted: str) -> int:
+        return sum(sent == wanted for sent, _, _ in list(answers))
 
     with TestClient(app) as client:
 
         def hammer() -> None:
             while not stop.is_set():
-                started = time.monotonic()
+                sent = phase[0]
                 response = client.post("/predict/", json={"title": "console manette"})
                 if response.status_code != 200:
                     failures.append(response.status_code)
                 else:
-                    answers.append((started, time.monotonic(), response.json()["model_version"]))
+                    answers.append((sent, phase[0], response.json()["model_version"]))
+
+        def reload_now(into: list) -> None:
+            into.append(client.post("/admin/reload", headers={"Authorization": f"Bearer {token}"}))
 
         workers = [threading.Thread(target=hammer) for _ in range(4)]
         for worker in workers:
             worker.start()
-        time.sleep(0.5)
-        alias.version = "8"
-        token = get_settings().api.admin_token.get_secret_value()
-        reload_started = time.monotonic()
-        reload = client.post("/admin/reload", headers={"Authorization": f"Bearer {token}"})
-        reload_done = time.monotonic()
-        time.sleep(0.5)
-        stop.set()
-        for worker in workers:
-            worker.join()
+        try:
+            wait_until(lambda: sent_in("before") > 10, timeout=60, what="answers before")
+            alias.version, alias.held, reload = "8", True, []
+            admin = threading.Thread(target=reload_now, args=(reload,))
+            admin.start()
+            assert alias.loading.wait(60), "the reload never started loading"
+            # The load is under way and held: requests must still be answered meanwhile.
+            during = len(answers)
+            wait_until(lambda: len(answers) > during + 10, timeout=60, what="answers meanwhile")
+            phase[0] = "released"
+            alias.release.set()
+            admin.join(60)
+            phase[0] = "after"
+            wait_until(lambda: sent_in("after") > 10, timeout=60, what="answers after")
+        finally:
+            stop.set()
+            alias.release.set()
+            for worker in workers:
+                worker.join()
 
-    assert reload.status_code == 200 and reload.json() == {"reloaded": True, "model_version": "8"}
+    assert reload[0].status_code == 200
+    assert reload[0].json() == {"reloaded": True, "model_version": "8"}
     assert failures == []
-    before = {v for start, end, v in answers if end < reload_started}
-    after = {v for start, end, v in answers if start > reload_done}
-    assert before == {"7"} and after == {"8"}
-    versions = [v for _, _, v in answers]
-    assert versions.count("7") > 10 and versions.count("8") > 10
-    # the 0.5 s load ran off the request path: requests kept being answered during it
-    assert any(reload_started < end < reload_done for _, end, _ in answers)
+    assert {v for _, came, v in answers if came == "before"} == {"7"}  # the load was held
+    assert {v for sent, _, v in answers if sent == "after"} == {"8"}  # the reload answered
 
 
 def test_reload_needs_the_admin_token(client):

@@ -40,7 +40,9 @@ from ..monitoring import (
 )
 from .platform import Airflow, StatsdRecorder, wait_for
 
-pytestmark = pytest.mark.e2e
+# Whichever test comes first starts the stack and drives the whole loop (the module fixtures):
+# far more than the global 900 s.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
 ROOT = Path(__file__).resolve().parents[2]
 DAG_IDS = ("prepare_data", "reset_data", "ml_pipeline", "drift_detection")
 SOURCE_ROWS = 8000

@@ -53,6 +53,7 @@ def settings_for(env: dict[str, str]) -> Settings:
         os.environ.update(old)
 
 
+@pytest.mark.timeout(2400)  # three starts of a whole stack
 def test_up_status_down_up_keeps_data_and_leaves_no_process(lifecycle_env):
     up = cli(lifecycle_env, "up")
     assert up.returncode == 0, up.stderr[-3000:]

@@ -101,9 +101,16 @@ def airflow_run(settings, dag_id: str, run_id: str) -> httpx.Response:
                      headers={"Authorization": f"Bearer {token}"}, timeout=10)  # fmt: skip
 
 
-def test_a_drifted_window_triggers_ml_pipeline_with_reason_drift(drift_env, caplog):
+@pytest.fixture(scope="module")
+def first_drift(drift_env):
+    """The first drift_detection run after the shifted batch, before any other check or traffic:
+    the run that triggers ml_pipeline (and so starts the cooldown)."""
+    return run_drift_dag(pendulum.now("UTC").add(minutes=1))
+
+
+def test_a_drifted_window_triggers_ml_pipeline_with_reason_drift(drift_env, first_drift, caplog):
     settings = drift_env["settings"]
-    run, states = run_drift_dag(pendulum.now("UTC").add(minutes=1))
+    run, states = first_drift
     assert run.state == "success", states
     assert states["trigger_ml_pipeline"] == "success"
     assert states["purge_prediction_log"] == "success"
@@ -123,11 +130,10 @@ def test_a_drifted_window_triggers_ml_pipeline_with_reason_drift(drift_env, capl
         decision = check_retraining(settings, reason)
     assert decision.retrain and decision.reason == "drift"
     assert '"reason": "drift"' in caplog.text
-    drift_env["first_run"] = run
 
 
-def test_a_second_drift_inside_the_cooldown_does_not_trigger(drift_env):
-    settings, first = drift_env["settings"], drift_env["first_run"]
+def test_a_second_drift_inside_the_cooldown_does_not_trigger(drift_env, first_drift):
+    settings, first = drift_env["settings"], first_drift[0]
     grow_source(drift_env["raw"], drift_env["source"], FIRST_ROWS + SHIFTED_ROWS,
                 "drift-shifted-1", settings)  # fmt: skip
     run, states = run_drift_dag(pendulum.now("UTC").add(hours=1))
@@ -142,19 +148,22 @@ def test_a_second_drift_inside_the_cooldown_does_not_trigger(drift_env):
     assert airflow_run(settings, "ml_pipeline", f"drift__{first.run_id}").status_code == 200
 
 
-def test_a_window_without_new_rows_is_insufficient_data(drift_env):
+def test_a_window_without_new_rows_is_insufficient_data(drift_env, first_drift):
     settings = drift_env["settings"]
     result = check_window("new_data", pendulum.now("UTC").add(hours=2), "drift-empty", settings)
     assert result["status"] == "insufficient_data" and result["current_rows"] == 0
     assert result["report_key"] is None and result["drift_share"] is None
 
 
-def test_shifted_live_traffic_drifts_and_the_api_shows_the_latest_reports(drift_env):
+def test_shifted_live_traffic_drifts_and_the_api_shows_the_latest_reports(drift_env, first_drift):
     from fastapi.testclient import TestClient
 
     from prodcat.serving.app import create_app
 
     settings, source = drift_env["settings"], drift_env["source"]
+    # The latest new_data check, its own: every ingested row was already checked.
+    empty = check_window("new_data", pendulum.now("UTC").add(hours=3), "drift-live-new", settings)
+    assert empty["status"] == "insufficient_data"
     titles = shifted_rows(source, FIRST_ROWS + 2 * SHIFTED_ROWS)["designation"].tolist()
     sent_from = pendulum.now("UTC")
     with TestClient(create_app(settings, poll=False)) as client:
@@ -170,7 +179,7 @@ def test_shifted_live_traffic_drifts_and_the_api_shows_the_latest_reports(drift_
         windows = {w["window_name"]: w for w in client.get("/drift").json()["windows"]}
     assert windows["live_traffic"]["status"] == "drift"
     assert windows["live_traffic"]["report_key"] == result["report_key"]
-    assert windows["new_data"]["status"] == "insufficient_data"  # the latest check above
+    assert windows["new_data"]["status"] == "insufficient_data"  # the latest: this test's
     assert windows["live_traffic"]["bucket"] == settings.s3.reports_bucket
     get_s3_client(settings).stat_object(settings.s3.reports_bucket, result["report_key"])
 

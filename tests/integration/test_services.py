@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -131,8 +134,34 @@ def test_prometheus_scrapes_the_api(settings):
     assert wait_until(api_is_up, timeout=60, interval=2)
 
 
-def test_api_is_live_but_not_ready_without_a_model(settings):
-    assert httpx.get(f"{settings.api.url}/health", timeout=5).status_code == 200
-    ready = httpx.get(f"{settings.api.url}/ready", timeout=5)
-    assert ready.status_code in (200, 503)
-    assert ready.json()["ready"] is (ready.status_code == 200)
+def test_api_is_live_but_not_ready_without_a_model(settings, tmp_path):
+    # Its own `prodcat serve`, asking the real registry for a model it has never held, with
+    # no local copy: whatever other tests registered, there is no model to serve.
+    name, port = f"never-registered-{uuid.uuid4().hex[:8]}", settings.api.port + 36
+    env = {**os.environ, "PRODCAT_API__HOST": "127.0.0.1", "PRODCAT_API__PORT": str(port),
+           "PRODCAT_API__WORKERS": "1", "PRODCAT_STATE_DIR": str(tmp_path / "state"),
+           "PRODCAT_MLFLOW__MODEL_NAME": name, "PRODCAT_API__LOG_PREDICTIONS": "false"}  # fmt: skip
+    url, log_file = f"http://127.0.0.1:{port}", tmp_path / "serve.log"
+    with open(log_file, "w") as log:
+        process = subprocess.Popen([str(Path(sys.executable).parent / "prodcat"), "serve"],
+                                   cwd=ROOT, env=env, stdout=log, stderr=log)  # fmt: skip
+    try:
+        assert wait_until(lambda: answers(f"{url}/health"), timeout=120, interval=1), (
+            log_file.read_text()[-3000:]
+        )
+        ready = httpx.get(f"{url}/ready", timeout=5)
+        assert ready.status_code == 503
+        body = ready.json()
+        assert body["ready"] is False and body["model_name"] == name
+        assert body["model_version"] is None
+        assert body["detail"] == f"no version of {name} has the 'champion' alias yet"
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

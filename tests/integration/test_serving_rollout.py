@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -13,7 +12,7 @@ import pytest
 
 from prodcat.registry import CHAMPION, get_client
 
-from ..models import api_server, register_small_models
+from ..models import api_server, register_small_models, wait_until
 
 pytestmark = pytest.mark.integration
 MODEL_NAME = "prodcat-rollout-test"
@@ -44,12 +43,16 @@ def server(settings, tmp_path):
 
 def test_load_through_a_champion_swap_fails_no_request(two_versions, server, settings):
     old, new = two_versions
-    answers: list[tuple[float, str]] = []
+    get_client(settings).set_registered_model_alias(MODEL_NAME, CHAMPION, old)
+    wait_until(lambda: httpx.get(f"{server}/ready").json()["model_version"] == old, 60, "old")
+    # Per client thread: (answered before the alias moved, version). No clock is read: the
+    # flag is read after the answer came, so "before" is certain.
+    answers: dict[int, list[tuple[bool, str]]] = {n: [] for n in range(8)}
     failures: list[str] = []
-    stop = threading.Event()
+    stop, moved = threading.Event(), threading.Event()
 
     def hammer(n: int) -> None:
-        with httpx.Client(base_url=server, timeout=10) as client:
+        with httpx.Client(base_url=server, timeout=30) as client:
             while not stop.is_set():
                 try:
                     response = client.post("/predict/", json={"title": f"console manette {n}"})
@@ -59,32 +62,32 @@ def test_load_through_a_champion_swap_fails_no_request(two_versions, server, set
                 if response.status_code != 200:
                     failures.append(f"{response.status_code} {response.text}")
                 else:
-                    answers.append((time.monotonic(), response.json()["model_version"]))
+                    answers[n].append((not moved.is_set(), response.json()["model_version"]))
 
-    threads = [threading.Thread(target=hammer, args=(n,)) for n in range(8)]
+    def count(version: str) -> int:
+        return sum(v == version for thread in answers.values() for _, v in list(thread))
+
+    threads = [threading.Thread(target=hammer, args=(n,)) for n in answers]
     for thread in threads:
         thread.start()
-    time.sleep(3)
-    moved_at = time.monotonic()
-    get_client(settings).set_registered_model_alias(MODEL_NAME, CHAMPION, new)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not any(v == new for _, v in answers[-50:]):
-        time.sleep(0.2)
-    time.sleep(2)
-    stop.set()
-    for thread in threads:
-        thread.join()
+    try:
+        wait_until(lambda: count(old) > 100, timeout=120, what="answers from the old version")
+        moved.set()
+        get_client(settings).set_registered_model_alias(MODEL_NAME, CHAMPION, new)
+        # Every client thread gets the new version, several times.
+        wait_until(lambda: all(sum(v == new for _, v in list(a)) >= 5 for a in answers.values()),
+                   timeout=120, what="every client on the new version")  # fmt: skip
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
 
     assert failures == []
-    versions = [v for _, v in answers]
-    assert versions[0] == old and versions[-1] == new
-    first_new = versions.index(new)
-    assert set(versions[:first_new]) == {old}
-    assert all(v == old for t, v in answers if t < moved_at)
-    # Requests that arrived before the swap finish on the old model, so a few old answers
-    # may land just after the first new one; never more than one per client thread.
-    assert versions[first_new:].count(old) <= len(threads)
-    assert set(versions[-20:]) == {new}
-    assert len(versions) > 100, "the load was too light to show anything"
+    assert {v for a in answers.values() for before, v in a if before} == {old}
+    for thread_answers in answers.values():
+        versions = [v for _, v in thread_answers]
+        # Each client sees the old version, then the new one for good: never back and forth.
+        first_new = versions.index(new)
+        assert set(versions[:first_new]) == {old} and set(versions[first_new:]) == {new}
     ready = httpx.get(f"{server}/ready").json()
     assert ready["model_version"] == new and not ready["stale"]

@@ -51,14 +51,44 @@ def trained(stack):
     metrics = evaluate_challenger(first["run_id"], first["version"], settings)
     decision = gate_version(first["version"], settings)
     promote_if_approved(decision, settings)
-    return {"first": first, "metrics": metrics, "decision": decision}
+    champion = get_alias_version(CHAMPION).version
+    return {"first": first, "metrics": metrics, "decision": decision, "champion": champion}
+
+
+@pytest.fixture(scope="module")
+def bad(trained):
+    """A deliberately useless challenger (shuffled labels), registered but not gated."""
+    return train_challenger(settings=get_settings(), shuffle_labels=True)
+
+
+@pytest.fixture
+def first_is_champion(trained):
+    """The first version is the champion, with no previous, whatever other tests did."""
+    client, name = get_client(), get_settings().mlflow.model_name
+    client.set_registered_model_alias(name, CHAMPION, trained["first"]["version"])
+    with contextlib.suppress(mlflow.exceptions.MlflowException):
+        client.delete_registered_model_alias(name, PREVIOUS)
+    return trained["first"]["version"]
+
+
+@contextlib.contextmanager
+def training_settings(**values: str):
+    """PRODCAT_TRAINING__* overrides for this process (and the DAGs it runs in-process)."""
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in values.items():
+                patch.setenv(f"PRODCAT_TRAINING__{key.upper()}", value)
+            get_settings.cache_clear()
+            yield
+    finally:
+        get_settings.cache_clear()
 
 
 def test_the_first_run_promotes_because_there_is_no_champion(trained):
     decision = trained["decision"]
     assert decision["promote"] and decision["champion"] is None
     assert "no champion" in decision["reason"]
-    assert get_alias_version(CHAMPION).version == trained["first"]["version"]
+    assert trained["champion"] == trained["first"]["version"]
     assert trained["metrics"]["f1_weighted"] > 0.5
 
 
@@ -92,16 +122,14 @@ def test_the_champion_loads_by_alias_and_predicts_with_probabilities(trained):
     assert list(model.predict(rows)) == list(model.classes_[probabilities.argmax(axis=1)])
 
 
-def test_a_worse_challenger_is_refused_with_the_reason_tagged(trained):
-    bad = train_challenger(settings=get_settings(), shuffle_labels=True)
+def test_a_worse_challenger_is_refused_with_the_reason_tagged(first_is_champion, bad):
     decision = gate_version(bad["version"])
     assert not decision["promote"]
     assert promote_if_approved(decision) is None
-    assert get_alias_version(CHAMPION).version == trained["first"]["version"]
+    assert get_alias_version(CHAMPION).version == first_is_champion
     tags = get_client().get_model_version(get_settings().mlflow.model_name, bad["version"]).tags
     assert tags["gate.decision"] == "refused"
     assert "below the floor" in tags["gate.reason"] or "does not beat" in tags["gate.reason"]
-    trained["bad"] = bad
 
 
 def prodcat(*args: str) -> subprocess.CompletedProcess:
@@ -110,8 +138,8 @@ def prodcat(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_rollback_restores_the_previous_champion(trained):
-    good, bad = trained["first"]["version"], trained["bad"]["version"]
+def test_rollback_restores_the_previous_champion(first_is_champion, bad):
+    good, bad = first_is_champion, bad["version"]
     promoted = prodcat("promote", bad)  # a manual promotion, through the CLI
     assert promoted.returncode == 0, promoted.stderr
     assert get_alias_version(CHAMPION).version == bad
@@ -125,34 +153,32 @@ def test_rollback_restores_the_previous_champion(trained):
     promote_version(good)
 
 
-def test_ml_pipeline_skips_when_the_champion_is_healthy(trained):
-    decision = check_retraining()
-    assert not decision.retrain and decision.reason == "healthy"
-    run = (
-        DagBag(dag_folder=str(DAGS))
-        .dags["ml_pipeline"]
-        .test(logical_date=pendulum.datetime(2026, 11, 2, tz="UTC"))
-    )
+def test_ml_pipeline_skips_when_the_champion_is_healthy(first_is_champion):
+    # No trigger can fire, whatever other tests ingested: only "healthy" is left.
+    with training_settings(f1_threshold="0", backlog_threshold="1000000000"):
+        decision = check_retraining()
+        assert not decision.retrain and decision.reason == "healthy"
+        run = (
+            DagBag(dag_folder=str(DAGS))
+            .dags["ml_pipeline"]
+            .test(logical_date=pendulum.datetime(2026, 11, 2, tz="UTC"))
+        )
     assert run.state == "success"
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert states["skip_training"] == "success" and states["end"] == "success"
     assert states["train"] == "skipped"
 
 
-def test_ml_pipeline_retrains_when_the_backlog_threshold_is_lowered(trained, monkeypatch):
+def test_ml_pipeline_retrains_when_the_backlog_threshold_is_lowered(first_is_champion):
     ingest_next_batch("backlog-batch", settings=get_settings())
-    monkeypatch.setenv("PRODCAT_TRAINING__BACKLOG_THRESHOLD", "1000")
-    get_settings.cache_clear()
-    try:
+    # The F1 trigger comes before the backlog one: off here, so the backlog alone decides.
+    with training_settings(backlog_threshold="1000", f1_threshold="0"):
         assert check_retraining().reason == "backlog"
         run = (
             DagBag(dag_folder=str(DAGS))
             .dags["ml_pipeline"]
             .test(logical_date=pendulum.datetime(2026, 11, 3, tz="UTC"))
         )
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
     assert run.state == "success"
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert [states[t] for t in ("train", "evaluate", "gate", "promote", "end")] == ["success"] * 5
@@ -199,12 +225,8 @@ def test_the_api_serves_the_champion_and_starts_from_its_local_copy_without_the_
         stack.up(["mlflow"])
 
 
-def test_ml_pipeline_skips_with_the_reason_logged_while_too_few_rows_are_in(
-    trained, monkeypatch, caplog
-):
-    monkeypatch.setenv("PRODCAT_TRAINING__MIN_ROWS", "1000000")
-    get_settings.cache_clear()
-    try:
+def test_ml_pipeline_skips_with_the_reason_logged_while_too_few_rows_are_in(trained, caplog):
+    with training_settings(min_rows="1000000"):
         with caplog.at_level("INFO", logger="prodcat.retrain"):
             decision = check_retraining()
         run = (
@@ -212,9 +234,6 @@ def test_ml_pipeline_skips_with_the_reason_logged_while_too_few_rows_are_in(
             .dags["ml_pipeline"]
             .test(logical_date=pendulum.datetime(2026, 11, 4, tz="UTC"))
         )
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
     assert not decision.retrain and decision.reason == "too_few_rows"
     assert "fewer than PRODCAT_TRAINING__MIN_ROWS (1000000)" in caplog.text
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}

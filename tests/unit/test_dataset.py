@@ -13,7 +13,7 @@ from prodcat.data.dataset import (
 )
 from prodcat.data.validate import Limits, Reason, find_rejections
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "rakuten"
+SHARED = Settings().data.raw_dir  # PRODCAT_DATA__RAW_DIR, as CI sets it
 
 
 def spec_named(name: str) -> DatasetSpec:

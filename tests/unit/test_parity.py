@@ -1,7 +1,8 @@
 """Training and serving feed the model the same input: a real model, real rows with descriptions.
 
-Training and evaluation call predict_proba on a DataFrame; serving (predict_items) passes
-(title, description) tuples. Both must give the same probabilities, to the last bit.
+Training and evaluation call predict_proba on a DataFrame; serving cleans the requests itself
+(serving/budget.py, to measure them) and passes the cleaner's documents to the model less its
+cleaning step. Both must give the same probabilities, to the last bit.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pytest
 
 from prodcat.config import Settings
 from prodcat.data.dataset import iter_source, load_dataset_spec
+from prodcat.serving.budget import Limits, clean_items
 from prodcat.serving.model_store import LoadedModel
 from prodcat.serving.predictor import predict_items
 from prodcat.serving.schemas import PredictRequest
@@ -39,21 +41,26 @@ def test_the_sample_has_descriptions(sample):
     assert (sample["description"] != "").sum() > len(sample) / 2
 
 
-def test_dataframe_and_serving_tuples_give_identical_probabilities(sample, model):
-    frame = model.predict_proba(sample[["title", "description"]])
-    # The rows exactly as predict_items builds them from requests.
+def serve(model, sample) -> tuple[LoadedModel, list[PredictRequest], list[str]]:
+    """The loaded model, the requests and the documents exactly as the API makes them."""
+    loaded = LoadedModel(model, "1", "registry")
     requests = [PredictRequest(title=t, description=d or None)
                 for t, d in zip(sample["title"], sample["description"], strict=True)]  # fmt: skip
-    rows = [(r.title, r.description or "") for r in requests]
-    assert np.array_equal(model.predict_proba(rows), frame)
+    limits = Limits(10_000, 100_000, 10**9, len(requests))
+    return loaded, requests, clean_items(loaded.cleaner, requests, limits, ("body", "items"))
+
+
+def test_dataframe_and_serving_documents_give_identical_probabilities(sample, model):
+    frame = model.predict_proba(sample[["title", "description"]])
+    loaded, _, docs = serve(model, sample)
+    assert np.array_equal(loaded.predict_documents(docs), frame)
 
 
 def test_the_serving_answers_are_the_dataframe_rankings(sample, model):
     frame = model.predict_proba(sample[["title", "description"]])
-    requests = [PredictRequest(title=t, description=d or None)
-                for t, d in zip(sample["title"], sample["description"], strict=True)]  # fmt: skip
+    loaded, requests, docs = serve(model, sample)
     k = len(model.classes_)
-    answers = predict_items(LoadedModel(model, "1", "registry"), requests, [k] * len(requests))
+    answers = predict_items(loaded, docs, requests, [k] * len(requests))
     for answer, probabilities in zip(answers, frame, strict=True):
         codes = [c["category_code"] for c in answer["top_k"]]
         order = np.argsort(-probabilities, kind="stable")

@@ -143,11 +143,10 @@ def server_rss_mib(state: Path) -> float:
 
 def api_processes(state: Path) -> list[psutil.Process]:
     """The API's supervisor and its children."""
-    from prodcat.stack.process import ProcessRecord
+    from prodcat.stack import Stack
 
-    record = ProcessRecord.load(state / "run" / "api.pid")
-    proc = record.process() if record else None
-    return [proc, *proc.children(recursive=True)] if proc else []
+    stack = Stack(get_settings(), ROOT)
+    return stack.processes(stack.select(["api"])[0])
 
 
 def api_workers(state: Path) -> list[psutil.Process]:

@@ -22,18 +22,13 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import port_overrides  # noqa: E402  (shares the port-shifting helper)
 
 
-def stack_rss_mib(state: Path) -> dict[str, float]:
+def stack_rss_mib(stack) -> dict[str, float]:
     """Resident memory of each service's whole process tree, in MiB."""
-    from prodcat.stack.process import ProcessRecord
-
     result = {}
-    for pidfile in sorted((state / "run").glob("*.pid")):
-        record = ProcessRecord.load(pidfile)
-        proc = record.process() if record else None
-        if proc is None:
-            continue
-        tree = [proc, *proc.children(recursive=True)]
-        result[pidfile.stem] = sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20
+    for service in stack.services:
+        tree = stack.processes(service)
+        if tree:
+            result[service.name] = sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20
     return result
 
 
@@ -50,7 +45,11 @@ def main() -> None:
     subprocess.run([*cli, "up"], env=env, cwd=ROOT, check=True, capture_output=True)
     cold = time.monotonic() - started
     time.sleep(20)  # let the services settle before measuring memory
-    rss = stack_rss_mib(state)
+    os.environ.update(env)  # this process reads the same settings as the CLI it ran
+    from prodcat.config import Settings
+    from prodcat.stack import Stack
+
+    rss = stack_rss_mib(Stack(Settings(), ROOT))
     started = time.monotonic()
     subprocess.run([*cli, "down"], env=env, cwd=ROOT, check=True, capture_output=True)
     down = time.monotonic() - started

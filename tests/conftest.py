@@ -11,6 +11,8 @@ TEST_PORT_OFFSET = int(os.environ.get("PRODCAT_TEST_PORT_OFFSET", "100"))
 
 # Applied before anything reads settings, so every test, fixture and child process agrees.
 os.environ.setdefault("PRODCAT_STATE_DIR", str(ROOT / ".state-test"))
+# The code defaults to production (placeholder secrets refused); tests run with .env's dev ones.
+os.environ.setdefault("PRODCAT_ENVIRONMENT", "dev")
 os.environ.setdefault("PRODCAT_AIRFLOW__DAGS_PAUSED_AT_CREATION", "true")
 os.environ.setdefault("PRODCAT_TRAINING__PROFILE", "fast")
 # Two 2,000-row batches of the designations file are enough to train on in tests.
@@ -40,7 +42,7 @@ def _export_airflow_config() -> None:
     """Point in-process Airflow (DagBag, dag.test()) at the test stack's metadata database."""
     from prodcat.config import Settings
     from prodcat.stack.airflow import airflow_env
-    from prodcat.stack.services import resolve_paths
+    from prodcat.stack.service import resolve_paths
 
     settings = Settings()
     for key, value in airflow_env(settings, resolve_paths(settings, ROOT), {}).items():

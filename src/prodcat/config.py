@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,8 @@ class PostgresSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 5432
     superuser: str = "postgres"
+    # Natively the superuser logs in over a 0700 socket folder; compose's postgres image needs it.
+    superuser_password: SecretStr = SecretStr(PLACEHOLDER)
     bin_dir: Path = Path("/usr/lib/postgresql/15/bin")
     app_db: str = "prodcat"
     app_user: str = "prodcat"
@@ -36,8 +39,10 @@ class PostgresSettings(BaseModel):
     def url(self, role: Literal["app", "airflow", "mlflow"] = "app") -> str:
         """SQLAlchemy URL (psycopg2 driver) for one of the three databases."""
         db, user = getattr(self, f"{role}_db"), getattr(self, f"{role}_user")
-        password = getattr(self, f"{role}_password").get_secret_value()
-        return f"postgresql+psycopg2://{user}:{password}@{self.host}:{self.port}/{db}"
+        password = quote(getattr(self, f"{role}_password").get_secret_value(), safe="")
+        return (
+            f"postgresql+psycopg2://{quote(user, safe='')}:{password}@{self.host}:{self.port}/{db}"
+        )
 
 
 class S3Settings(BaseModel):
@@ -138,6 +143,13 @@ class ApiSettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
+class GrafanaSettings(BaseModel):
+    """Compose only (there is no native Grafana); checked here like every other secret."""
+
+    admin_user: str = "admin"
+    admin_password: SecretStr = SecretStr(PLACEHOLDER)
+
+
 class StatsdSettings(BaseModel):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -202,7 +214,8 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    environment: Literal["dev", "test", "staging", "production"] = "dev"
+    # Placeholder secrets are refused unless this is "dev", which only .env sets.
+    environment: Literal["dev", "test", "staging", "production"] = "production"
     log_level: str = "INFO"
     state_dir: Path = Path(".state")
     postgres: PostgresSettings = PostgresSettings()
@@ -212,6 +225,7 @@ class Settings(BaseSettings):
     prometheus: PrometheusSettings = PrometheusSettings()
     api: ApiSettings = ApiSettings()
     statsd: StatsdSettings = StatsdSettings()
+    grafana: GrafanaSettings = GrafanaSettings()
     data: DataSettings = DataSettings()
     training: TrainingSettings = TrainingSettings()
     drift: DriftSettings = DriftSettings()
@@ -219,10 +233,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
-        if self.environment == "dev":
-            return self
-        bad = [name for name, value in iter_secrets(self) if value in (PLACEHOLDER, DEV_FERNET_KEY)]
-        if bad:
+        secrets = iter_secrets(self)
+        empty = [name for name, value in secrets if not value.strip()]
+        if empty:
+            raise ValueError(f"secrets must not be empty: {', '.join(empty)}")
+        bad = [name for name, value in secrets if value in (PLACEHOLDER, DEV_FERNET_KEY)]
+        if bad and self.environment != "dev":
             raise ValueError(
                 f"placeholder secrets are only allowed when PRODCAT_ENVIRONMENT=dev; "
                 f"set real values for: {', '.join(bad)}"

@@ -28,6 +28,11 @@ class Airflow:
         response.raise_for_status()
         return response.json()
 
+    def patch(self, path: str, body: dict) -> dict:
+        response = httpx.patch(f"{self.url}{path}", json=body, headers=self.headers, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
     def trigger(self, dag_id: str, conf: dict | None = None) -> str:
         """A manual run (logical date null, as the UI makes them); returns its run id."""
         body = {"logical_date": None, "conf": conf or {}}

@@ -16,7 +16,7 @@ import pytest
 
 from prodcat.config import Settings
 from prodcat.stack import Stack
-from prodcat.stack.process import ProcessRecord, is_port_open
+from prodcat.stack.process import is_port_open
 from prodcat.storage import get_s3_client
 from tests.conftest import port_overrides
 
@@ -71,15 +71,16 @@ def test_up_status_down_up_keeps_data_and_leaves_no_process(lifecycle_env):
     settings = settings_for(lifecycle_env)
     write_marker(settings)
     stack = Stack(settings, ROOT)
-    records = [ProcessRecord.load(stack.paths.pidfile(s.name)) for s in stack.services]
-    tree = [p for r in records for p in [r.process(), *r.process().children(recursive=True)]]
+    tree = [p for s in stack.services for p in stack.processes(s)]
+    assert {p.pid for p in tree} >= {s.pid for s in stack.status()}
+    tree.append(psutil.Process(int((stack.paths.run / "supervisord.pid").read_text())))
 
     down = cli(lifecycle_env, "down")
     assert down.returncode == 0, down.stderr
     assert [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
     ports = [p for s in stack.services for p in s.ports]
     assert [p for p in ports if is_port_open("127.0.0.1", p)] == []
-    assert list(stack.paths.run.glob("*.pid")) == []
+    assert not (stack.paths.run / "supervisor.sock").exists()
 
     restarted = cli(lifecycle_env, "up", "postgres", "s3")
     assert restarted.returncode == 0, restarted.stderr[-3000:]

@@ -45,6 +45,28 @@ def test_placeholder_secrets_allowed_in_dev():
     assert make(environment="dev").environment == "dev"
 
 
+def test_the_code_defaults_to_production_so_placeholders_fail_closed(monkeypatch):
+    monkeypatch.delenv("PRODCAT_ENVIRONMENT", raising=False)
+    with pytest.raises(ValidationError, match="placeholder secrets"):
+        Settings(_env_file=None)
+
+
+@pytest.mark.parametrize("environment", ["dev", "production"])
+def test_empty_secrets_are_refused_everywhere(environment):
+    with pytest.raises(ValidationError, match=r"must not be empty: api\.admin_token"):
+        make(environment=environment, api={"admin_token": " "})
+
+
+def test_compose_only_secrets_are_checked_too():
+    names = {name for name, _ in iter_secrets(make())}
+    assert {"grafana.admin_password", "postgres.superuser_password"} <= names
+
+
+def test_passwords_are_percent_encoded_in_database_urls():
+    url = make(postgres={"app_password": "p@ss:w/rd%"}).postgres.url()
+    assert "://prodcat:p%40ss%3Aw%2Frd%25@127.0.0.1:" in url
+
+
 @pytest.mark.parametrize("environment", ["staging", "production", "test"])
 def test_placeholder_secrets_refused_outside_dev(environment):
     with pytest.raises(ValidationError, match="placeholder secrets") as error:

@@ -9,7 +9,7 @@ import yaml
 
 from prodcat.config import Settings
 from prodcat.metrics import PIPELINE_METRICS
-from prodcat.stack.services import write_prometheus_config
+from prodcat.stack.prometheus import write_prometheus_config
 
 from ..monitoring import DASHBOARDS, MONITORING, dashboard_expressions, mapped_name, series_in
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from prodcat.config import Settings
-from prodcat.stack.services import HTTP_TIMEOUT, Service, StackPaths, http_ok, venv_bin
+from prodcat.stack.service import HTTP_TIMEOUT, Service, StackPaths, http_ok, venv_bin
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "pip install -r requirements.txt (make up does it)"

@@ -1,24 +1,20 @@
-"""`up`, `down`, `status` and `logs` for the native stack."""
+"""`up`, `down`, `status` and `logs` for the native stack, with supervisord keeping each service
+alive (see supervisor.py)."""
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from prodcat.config import Settings, get_settings
-from prodcat.stack.process import (
-    ProcessRecord,
-    is_port_open,
-    spawn_process,
-    stop_process,
-    tail_file,
-    wait_until,
-)
-from prodcat.stack.services import Service, StackPaths, build_services, resolve_paths
+from prodcat.stack import airflow, api, mlflow, postgres, prometheus, s3, supervisor
+from prodcat.stack.process import is_port_open, tail_file, wait_until
+from prodcat.stack.service import Service, StackPaths, resolve_paths, service_env
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +23,33 @@ class StackError(RuntimeError):
     """A service could not be set up or started; the message says which and why."""
 
 
+def build_services(settings: Settings, paths: StackPaths) -> list[Service]:
+    """All services, in start order."""
+    env = service_env(settings, paths)
+    return [
+        postgres.build_service(settings, paths),
+        s3.build_service(settings, paths, env),
+        mlflow.build_service(settings, paths, env),
+        *airflow.build_services(settings, paths, env),
+        prometheus.build_service(settings, paths, env),
+        api.build_service(settings, paths, env),
+    ]
+
+
 @dataclass(frozen=True)
 class ServiceStatus:
     name: str
     url: str
     pid: int | None
     healthy: bool
+    supervisor_state: str = "STOPPED"
 
     @property
     def state(self) -> str:
+        if self.supervisor_state == "FATAL":
+            return "failed"  # supervisord gave up after the service's start_retries: see its log
+        if self.supervisor_state in ("BACKOFF", "STARTING") and not self.healthy:
+            return "restarting"
         if self.pid is None:
             return "stopped"
         return "healthy" if self.healthy else "unhealthy"
@@ -57,12 +71,8 @@ class Stack:
             raise StackError(f"unknown service(s): {', '.join(sorted(unknown))}")
         return [s for s in self.services if s.name in names]
 
-    def record(self, service: Service) -> ProcessRecord | None:
-        return ProcessRecord.load(self.paths.pidfile(service.name))
-
     def running(self, service: Service) -> bool:
-        record = self.record(service)
-        return record is not None and record.process() is not None
+        return supervisor.program_info(self.paths, service.name).state in supervisor.RUNNING_STATES
 
     def check_installed(self, services: list[Service]) -> None:
         """Fail at once, naming every missing component and how to install it."""
@@ -79,8 +89,8 @@ class Stack:
         """Start every selected service not yet running and wait until all are healthy."""
         services = self.select(names)
         self.check_installed(services)
-        for directory in (self.paths.run, self.paths.logs):
-            directory.mkdir(parents=True, exist_ok=True)
+        supervisor.write_config(self.paths, self.services)
+        supervisor.ensure_running(self.paths)
         for service in services:
             started = time.monotonic()
             try:
@@ -108,55 +118,53 @@ class Stack:
                 log.info("%-22s preparing", service.name)
                 service.prepare()
             log.info("%-22s starting", service.name)
-            record = spawn_process(
-                service.command, self.paths.logfile(service.name), service.env or dict(os.environ),
-                self.paths.root, user=service.user,
-            )  # fmt: skip
-            record.save(self.paths.pidfile(service.name))
+            supervisor.start_program(self.paths, service.name)
         self._wait_healthy(service)
 
     def _wait_healthy(self, service: Service) -> None:
-        def died() -> str | None:
-            return None if self.running(service) else "exited"
+        def failed() -> str | None:
+            state = supervisor.program_info(self.paths, service.name).state
+            return state if state in ("FATAL", "STOPPED", "EXITED") else None
 
-        if not wait_until(service.health, service.start_timeout, abort=died):
-            reason = "exited" if died() else f"not healthy after {service.start_timeout:.0f}s"
+        if not wait_until(service.health, service.start_timeout, abort=failed):
+            reason = "failed" if failed() else f"not healthy after {service.start_timeout:.0f}s"
             logfile = self.paths.logfile(service.name)
             raise StackError(
                 f"{service.name} {reason}; last lines of {logfile}:\n{tail_file(logfile)}"
             )
 
     def down(self, names: list[str] | None = None) -> list[str]:
-        """Stop, in reverse start order, exactly the processes this stack started."""
+        """Stop, in reverse start order, the selected services; all of them stops supervisord."""
         stopped = []
+        if not supervisor.is_running(self.paths):
+            return stopped
         for service in reversed(self.select(names)):
-            pidfile = self.paths.pidfile(service.name)
-            record = ProcessRecord.load(pidfile)
-            if record is None:
-                continue
-            if record.process() is not None:
-                log.info("%-22s stopping pid %d", service.name, record.pid)
-                if not stop_process(record, service.stop_signal):
-                    raise StackError(f"{service.name}: pid {record.pid} did not stop")
+            if self.running(service):
+                log.info("%-22s stopping", service.name)
+                supervisor.stop_program(self.paths, service.name)
                 stopped.append(service.name)
-            pidfile.unlink(missing_ok=True)
+        if not names:
+            supervisor.shut_down(self.paths)
         return stopped
 
     def status(self, names: list[str] | None = None) -> list[ServiceStatus]:
-        """Each service's PID (if running) and health."""
+        """Each service's supervisord state, PID and health."""
         statuses = []
         for service in self.select(names):
-            record = self.record(service)
-            alive = record is not None and record.process() is not None
-            statuses.append(
-                ServiceStatus(
-                    name=service.name,
-                    url=service.url,
-                    pid=record.pid if alive and record else None,
-                    healthy=alive and service.health(),
-                )
-            )
+            info = supervisor.program_info(self.paths, service.name)
+            alive = info.state in supervisor.RUNNING_STATES and info.pid is not None
+            statuses.append(ServiceStatus(service.name, service.url, info.pid if alive else None,
+                                          alive and service.health(), info.state))  # fmt: skip
         return statuses
+
+    def processes(self, service: Service) -> list[psutil.Process]:
+        """A running service's process and all its descendants (none when it is stopped)."""
+        pid = supervisor.program_info(self.paths, service.name).pid
+        try:
+            leader = psutil.Process(pid) if pid else None
+            return [leader, *leader.children(recursive=True)] if leader else []
+        except psutil.Error:
+            return []
 
     def logs(self, name: str | None = None, lines: int = 40) -> str:
         """The last lines of one service's log, or of every log."""
@@ -180,13 +188,13 @@ def format_status(statuses: list[ServiceStatus]) -> str:
 
 
 def format_welcome(settings: Settings) -> str:
-    """What `up` prints at the end: where everything is and how to log in."""
+    """What `up` prints at the end: where everything is and who logs in (never a password)."""
     s = settings
     return "\n".join(
         [
             "prodcat is up:",
-            f"  Airflow UI   {s.airflow.url}  (login: {s.airflow.admin_user} / "
-            f"{s.airflow.admin_password.get_secret_value()})",
+            f"  Airflow UI   {s.airflow.url}  (login: {s.airflow.admin_user}, password: "
+            "PRODCAT_AIRFLOW__ADMIN_PASSWORD)",
             f"  MLflow       {s.mlflow.tracking_uri}",
             f"  API          {s.api.url}/docs",
             f"  Prometheus   {s.prometheus.url}",

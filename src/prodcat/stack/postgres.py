@@ -13,7 +13,7 @@ import psycopg2
 from psycopg2 import sql
 
 from prodcat.config import Settings
-from prodcat.stack.services import Service, StackPaths
+from prodcat.stack.service import Service, StackPaths
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "apt-get install postgresql-15 (make up does it when run as root)"
@@ -55,6 +55,9 @@ def _init_cluster(
     settings: Settings, data_dir: Path, socket_dir: Path, os_user: str | None
 ) -> None:
     socket_dir.mkdir(parents=True, exist_ok=True)
+    # Local socket logins are trusted (the stack sets up roles with them), so only the
+    # server's own OS user (and root) may reach the socket: a 0700 folder.
+    socket_dir.chmod(0o700)
     if os_user:
         _check_traversable(data_dir.parent, os_user)
         uid, gid = pwd.getpwnam(os_user).pw_uid, pwd.getpwnam(os_user).pw_gid

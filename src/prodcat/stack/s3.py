@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from prodcat.config import Settings
-from prodcat.stack.services import Service, StackPaths, http_ok, venv_bin
+from prodcat.stack.service import Service, StackPaths, http_ok, venv_bin
 from prodcat.storage import ensure_buckets
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
 import psutil
 import pytest
@@ -36,6 +37,16 @@ def wait_all_healthy(stack, timeout: float = 600) -> None:
         return all(s.state == "healthy" for s in stack.status())
 
     wait_for(healthy, timeout, "every service healthy again", every=3)
+
+
+def drop_pooled_connections() -> None:
+    """This process's pooled connections died with the server: prodcat's, and those of the
+    Airflow ORM that in-process DAG tests (dag.test) use, including its thread's open session."""
+    dispose_engines()
+    airflow_settings = sys.modules.get("airflow.settings")
+    if airflow_settings is not None and airflow_settings.Session is not None:
+        airflow_settings.Session.remove()
+        airflow_settings.engine.dispose()
 
 
 def snapshot(settings) -> tuple[int, int]:
@@ -70,7 +81,7 @@ def test_postgres_killed_then_everything_recovers_and_runs_a_dag(stack, settings
     airflow_pids = {name: pid_of(stack, name) for name in AIRFLOW_PROCESSES}
 
     os.kill(postmaster, signal.SIGKILL)
-    dispose_engines()  # this process's pooled connections died with the server
+    drop_pooled_connections()
     wait_for(lambda: restarted(stack, "postgres", postmaster), 300, "PostgreSQL started again")
     assert not psutil.pid_exists(postmaster) or psutil.Process(postmaster).status() == "zombie"
     wait_all_healthy(stack)

@@ -25,6 +25,7 @@ DECISIONS = {
     "retrain": ["x_choose_reason", "x_find_missing_data", "x_check_retraining", "x_choose_branch"],
     "features": ["x__columns", "x_clean_text", "x_strip_html", "xǁ_CombiningMarksǁ__missing__",
                  "xǁProductTextCleanerǁ*"],
+    "serving.budget": ["x_clean_items", "x_length_errors", "x_check_batch_size"],
 }  # fmt: skip
 KILLED = {1, 3, 36, 24, -24, 152, 255}  # test failure, pytest error, timeouts (mutmut's codes)
 

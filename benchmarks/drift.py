@@ -80,9 +80,9 @@ def log_traffic(settings, version: str) -> None:
     probabilities = model.predict_proba(rows[["title", "description"]])
     now = datetime.now(UTC)
     lines = [
-        PredictionRecord(
-            now, version, str(model.classes_[p.argmax()]), float(p.max()), t, d
-        ).copy_line(raw_text=True)
+        PredictionRecord.of(
+            now, version, str(model.classes_[p.argmax()]), float(p.max()), t, d, keep_text=True
+        ).copy_line()
         for p, t, d in zip(probabilities, rows["title"], rows["description"], strict=True)
     ]
     connection = get_engine(settings).raw_connection()

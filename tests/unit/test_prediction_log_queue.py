@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY
 
 from prodcat.config import Settings
 from prodcat.serving.prediction_log import PredictionLogWriter, PredictionRecord
+from prodcat.serving.schemas import PredictRequest
 
 DROPPED = "prodcat_api_prediction_logs_dropped_total"
 
@@ -20,13 +21,14 @@ def dropped() -> float:
 
 def records(count: int) -> list[PredictionRecord]:
     now = datetime(2026, 11, 1, tzinfo=UTC)
-    return [PredictionRecord(now, "7", "10", 0.5, f"title {i}", "") for i in range(count)]
+    return [PredictionRecord.of(now, "7", "10", 0.5, f"title {i}", "", keep_text=True)
+            for i in range(count)]  # fmt: skip
 
 
-def writer(capacity: int, batch_size: int = 1000) -> PredictionLogWriter:
-    return PredictionLogWriter(
-        Settings(api={"log_queue_size": capacity, "log_batch_size": batch_size})
-    )
+def writer(capacity: int, batch_size: int = 1000, raw_text: bool = True) -> PredictionLogWriter:
+    return PredictionLogWriter(Settings(api={
+        "log_queue_size": capacity, "log_batch_size": batch_size, "log_raw_text": raw_text,
+    }))  # fmt: skip
 
 
 def test_overflow_counts_every_dropped_record_batches_included():
@@ -58,10 +60,29 @@ def test_a_full_batch_wakes_the_writer_and_a_partial_one_does_not():
 
 
 def test_the_logged_hash_is_sha256_of_title_unit_separator_description():
-    record = PredictionRecord(datetime(2026, 11, 1, tzinfo=UTC), "7", "40", 0.25,
-                              "Console \t\\N", "neuve")  # fmt: skip
-    line = record.copy_line(raw_text=False).rstrip("\n").split("\t")
+    record = PredictionRecord.of(datetime(2026, 11, 1, tzinfo=UTC), "7", "40", 0.25,
+                                 "Console \t\\N", "neuve", keep_text=False)  # fmt: skip
+    line = record.copy_line().rstrip("\n").split("\t")
     expected = hashlib.sha256(b"Console \t\\N\x1fneuve").hexdigest()
     assert line[6] == expected
     assert line[:6] == ["2026-11-01T00:00:00+00:00", "7", "40", "0.25", "11", "5"]
     assert line[7:] == ["\\N", "\\N"]  # no raw text
+
+
+def test_without_raw_text_the_buffered_records_never_hold_the_text():
+    items = [PredictRequest(title="Robe rouge taille 38", description="coton"),
+             PredictRequest(title="Mme Durand, 12 rue des Lilas")]  # fmt: skip
+    results = [{"category_code": "1280", "confidence": 0.5}] * 2
+    private, public = writer(capacity=10, raw_text=False), writer(capacity=10)
+    private.log("7", items, results)
+    public.log("7", items, results)
+    kept = list(private._buffer)
+    assert [(r.title, r.description) for r in kept] == [(None, None), (None, None)]
+    assert [(r.title_chars, r.description_chars) for r in kept] == [(20, 5), (28, 0)]
+    # The same hash either way: private rows still join with public ones.
+    assert [r.input_hash for r in kept] == [r.input_hash for r in public._buffer]
+    assert [(r.title, r.description) for r in public._buffer] == [
+        ("Robe rouge taille 38", "coton"),
+        ("Mme Durand, 12 rue des Lilas", ""),
+    ]
+    assert all("Durand" not in repr(vars(r)) for r in kept)

@@ -73,7 +73,7 @@ def create_app(
         writer = PredictionLogWriter(settings) if settings.api.log_predictions else None
         if writer:
             writer.start()
-        app.state.prediction_sink = writer.submit if writer else None
+        app.state.prediction_sink = writer.log if writer else None
         app.state.batcher = PredictionBatcher(settings, app.state.prediction_sink)
         metrics.WORKERS.set(1)
         tasks = [asyncio.create_task(app.state.batcher.run_forever()),

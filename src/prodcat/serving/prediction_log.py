@@ -17,7 +17,7 @@ import re
 import threading
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import psycopg2
 from sqlalchemy import exc
@@ -38,21 +38,37 @@ TRANSIENT = (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError,
 
 @dataclass(frozen=True)
 class PredictionRecord:
+    """One prediction as prediction_log stores it. The text itself is None unless raw text is
+    logged: a private record never holds it, only its lengths and hash."""
+
     predicted_at: datetime
     model_version: str
     category_code: str
     confidence: float
-    title: str
-    description: str
+    title_chars: int
+    description_chars: int
+    input_hash: str
+    title: str | None
+    description: str | None
 
-    def copy_line(self, raw_text: bool) -> str:
-        """The prediction_log row as a line of COPY text; the text itself only when raw_text."""
+    @classmethod
+    def of(
+        cls, predicted_at: datetime, model_version: str, category_code: str,
+        confidence: float, title: str, description: str, keep_text: bool,
+    ) -> PredictionRecord:  # fmt: skip
+        """The record of one prediction, with its text only when keep_text."""
+        return cls(predicted_at, model_version, category_code, confidence, len(title),
+                   len(description), hash_input(title, description),
+                   title if keep_text else None, description if keep_text else None)  # fmt: skip
+
+    def copy_line(self) -> str:
+        """The prediction_log row as a line of COPY text."""
         fields = (
             self.predicted_at.isoformat(), copy_field(self.model_version),
-            copy_field(self.category_code), repr(self.confidence), str(len(self.title)),
-            str(len(self.description)), hash_input(self.title, self.description),
-            copy_field(self.title) if raw_text else "\\N",
-            copy_field(self.description) if raw_text else "\\N",
+            copy_field(self.category_code), repr(self.confidence), str(self.title_chars),
+            str(self.description_chars), self.input_hash,
+            "\\N" if self.title is None else copy_field(self.title),
+            "\\N" if self.description is None else copy_field(self.description),
         )  # fmt: skip
         return "\t".join(fields) + "\n"
 
@@ -101,6 +117,16 @@ class PredictionLogWriter:
         """Records buffered, not yet written."""
         return len(self._buffer)
 
+    def log(self, model_version: str, items: list, results: list[dict]) -> None:
+        """Buffer the records of one model call (items have .title and .description); the
+        text is dropped here, before anything holds it, unless raw text is logged."""
+        now = datetime.now(UTC)
+        self.submit([
+            PredictionRecord.of(now, model_version, r["category_code"], r["confidence"],
+                                item.title, item.description or "", self.raw_text)
+            for item, r in zip(items, results, strict=True)
+        ])  # fmt: skip
+
     def submit(self, records: list[PredictionRecord]) -> None:
         """Buffer records for writing; never blocks. What does not fit is dropped and counted."""
         with self._lock:
@@ -131,7 +157,7 @@ class PredictionLogWriter:
                 return
             while batch:
                 try:
-                    write_records(engine, batch, self.raw_text)
+                    write_records(engine, batch)
                 except TRANSIENT as error:  # the database is down: keep the batch, retry
                     metrics.PREDICTION_LOG_WRITE_FAILURES.inc()
                     metrics.PREDICTION_LOG_QUEUE.set(self.pending())
@@ -166,9 +192,9 @@ class PredictionLogWriter:
         return batch
 
 
-def write_records(engine, records: list[PredictionRecord], raw_text: bool) -> None:
+def write_records(engine, records: list[PredictionRecord]) -> None:
     """Append records to prediction_log in one COPY, in one transaction."""
-    buffer = io.StringIO("".join(r.copy_line(raw_text) for r in records))
+    buffer = io.StringIO("".join(r.copy_line() for r in records))
     with engine.begin() as conn, conn.connection.cursor() as cursor:
         cursor.copy_expert(COPY_SQL, buffer)
 

@@ -8,18 +8,17 @@ import logging
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import numpy as np
 
 from prodcat.config import Settings
 from prodcat.serving import metrics
 from prodcat.serving.model_store import LoadedModel
-from prodcat.serving.prediction_log import PredictionRecord
 from prodcat.serving.schemas import PredictRequest
 
 log = logging.getLogger(__name__)
-Sink = Callable[[list[PredictionRecord]], None]
+# The prediction log's door (PredictionLogWriter.log): model version, items, their results.
+Sink = Callable[[str, list[PredictRequest], list[dict]], None]
 
 
 def predict_items(
@@ -46,12 +45,7 @@ def predict_items(
         results.append({**top[0], "top_k": top, "model_version": loaded.version})
     record_prediction_metrics(results)
     if sink is not None:
-        now = datetime.now(UTC)
-        sink([
-            PredictionRecord(now, loaded.version, r["category_code"], r["confidence"],
-                             item.title, item.description or "")
-            for item, r in zip(items, results, strict=True)
-        ])  # fmt: skip
+        sink(loaded.version, items, results)
     return results
 
 

@@ -115,6 +115,7 @@ class ApiSettings(BaseModel):
     admin_token: SecretStr = SecretStr(PLACEHOLDER)
     max_batch_items: int = Field(default=1000, gt=0)
     reload_interval_seconds: float = Field(default=30, gt=0)
+    model_copies: int = Field(default=3, ge=1)  # local copies of recent champions kept on disk
     max_top_k: int = Field(default=10, gt=0)
     # Cost budget of one request, in characters the model reads (after cleaning and Unicode
     # normalisation, the title repeated as the model repeats it). benchmarks/request_cost.py

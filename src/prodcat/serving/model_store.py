@@ -5,7 +5,9 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,6 +21,7 @@ from prodcat.config import Settings
 from prodcat.features import ProductTextCleaner
 
 log = logging.getLogger(__name__)
+STALE_DOWNLOAD_SECONDS = 3600  # no download of a model takes this long
 
 
 class ModelUnavailable(RuntimeError):
@@ -99,43 +102,73 @@ def load_champion(settings: Settings) -> LoadedModel:
 
 
 def _load_from_registry(settings: Settings) -> LoadedModel:
-    import mlflow
     import mlflow.sklearn
 
     from prodcat.registry import CHAMPION, get_champion, get_client
 
-    client, name = get_client(settings), settings.mlflow.model_name
     version = get_champion(settings)
     if version is None:
-        raise ModelUnavailable(f"no version of {name} has the '{CHAMPION}' alias yet")
+        raise ModelUnavailable(
+            f"no version of {settings.mlflow.model_name} has the '{CHAMPION}' alias yet"
+        )
+    target = fetch_copy(settings, version)
+    metadata = {"tags": dict(version.tags), "run_id": version.run_id,
+                "created": version.creation_timestamp}  # fmt: skip
+    metadata["metrics"] = dict(get_client(settings).get_run(version.run_id).data.metrics)
+    # Loaded and accepted before the pointer moves: the local copy is always one that served.
+    loaded = LoadedModel(mlflow.sklearn.load_model(str(target)), version.version, "registry",
+                         metadata)  # fmt: skip
+    _write_pointer(target, version.version, metadata)
+    prune_copies(target.parent, settings.api.model_copies, target)
+    log.info("loaded %s version %s from the registry", settings.mlflow.model_name, version.version)
+    return loaded
+
+
+def fetch_copy(settings: Settings, version: Any) -> Path:
+    """The version's folder in the local store, downloaded when missing. A failed download
+    leaves nothing behind; a half-downloaded copy is never taken for a model."""
+    import mlflow
+
     # The run id is part of the name: version numbers restart when a registered model is recreated.
     target = local_copy_dir(settings) / f"{version.version}-{version.run_id}"
     if not (target / "MLmodel").exists():
         mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
         # Its own name: the API's workers start together and each may download the model.
         staging = target.with_name(f".{version.version}.{uuid.uuid4().hex}.partial")
-        mlflow.artifacts.download_artifacts(
-            f"models:/{name}/{version.version}", dst_path=str(staging)
-        )
-        _settle_copy(staging, target)
-    metadata = {"tags": dict(version.tags), "run_id": version.run_id,
-                "created": version.creation_timestamp}  # fmt: skip
-    run = client.get_run(version.run_id)
-    metadata["metrics"] = dict(run.data.metrics)
-    pointer = local_copy_dir(settings) / "current.json"
+        try:
+            mlflow.artifacts.download_artifacts(
+                f"models:/{settings.mlflow.model_name}/{version.version}", dst_path=str(staging)
+            )
+            _settle_copy(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    os.utime(target)  # the newest used copies are the ones kept
+    return target
+
+
+def _write_pointer(target: Path, version: str, metadata: dict) -> None:
+    pointer = target.parent / "current.json"
     partial = pointer.with_name(f".current.{uuid.uuid4().hex}.json")
-    partial.write_text(
-        json.dumps({"version": version.version, "path": target.name, "metadata": metadata})
-    )
+    partial.write_text(json.dumps({"version": version, "path": target.name, "metadata": metadata}))
     partial.replace(pointer)  # readers see the old pointer or the new one, never half of one
-    model = mlflow.sklearn.load_model(str(target))
-    log.info("loaded %s version %s from the registry", name, version.version)
-    return LoadedModel(model, version.version, "registry", metadata)
+
+
+def prune_copies(folder: Path, keep: int, current: Path) -> list[Path]:
+    """Delete all but the `keep` most recently used copies (never current), and downloads
+    left half-done by a killed worker an hour ago. Returns what it deleted."""
+    copies = [p for p in folder.iterdir() if p != current and (p / "MLmodel").exists()]
+    copies.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    stale = [p for p in folder.glob(".*.partial")
+             if time.time() - p.stat().st_mtime > STALE_DOWNLOAD_SECONDS]  # fmt: skip
+    doomed = copies[keep - 1 :] + stale
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+    return doomed
 
 
 def _settle_copy(staging: Path, target: Path) -> None:
-    """Move a finished download into place; a half-downloaded copy is never taken for a model.
-    When another worker got there first, its copy stays and ours goes."""
+    """Move a finished download into place. When another worker got there first, its copy
+    stays (ours is deleted by the caller)."""
     if target.exists() and not (target / "MLmodel").exists():
         shutil.rmtree(target, ignore_errors=True)  # debris of an older layout
     try:
@@ -143,7 +176,6 @@ def _settle_copy(staging: Path, target: Path) -> None:
     except OSError:
         if not (target / "MLmodel").exists():
             raise
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _load_local_copy(settings: Settings) -> LoadedModel:

@@ -1,0 +1,82 @@
+"""The API's local model store against the real registry and S3: a failed download leaves
+nothing, the local copy is only ever a model that loaded, and old copies are deleted."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import mlflow
+import mlflow.sklearn
+import pytest
+from sklearn.dummy import DummyClassifier
+
+from prodcat.registry import CHAMPION, get_client
+from prodcat.serving.model_store import load_champion, local_copy_dir
+
+from ..models import register_small_models, wait_until
+
+pytestmark = pytest.mark.integration
+MODEL_NAME = "prodcat-store-test"
+
+
+@pytest.fixture
+def store(settings, tmp_path):
+    """Settings with a local store of the test's own, and three small registered versions."""
+    own = settings.model_copy(update={
+        "state_dir": tmp_path,
+        "mlflow": settings.mlflow.model_copy(update={"model_name": MODEL_NAME}),
+        "api": settings.api.model_copy(update={"model_copies": 2}),
+    })  # fmt: skip
+    versions = register_small_models(own, MODEL_NAME, 3)
+    return own, versions
+
+
+def set_champion(settings, version: str) -> None:
+    get_client(settings).set_registered_model_alias(MODEL_NAME, CHAMPION, version)
+
+
+def pointer(settings) -> dict:
+    return json.loads((local_copy_dir(settings) / "current.json").read_text())
+
+
+def test_only_the_newest_copies_are_kept(store):
+    settings, versions = store
+    for version in versions:
+        set_champion(settings, version)
+        assert load_champion(settings).version == version
+    kept = sorted(p.name.split("-")[0] for p in local_copy_dir(settings).iterdir() if p.is_dir())
+    assert kept == sorted(versions[1:])  # model_copies=2: the current one and the one before
+    assert pointer(settings)["version"] == versions[2]
+
+
+def test_a_model_the_api_cannot_serve_never_becomes_the_local_copy(store):
+    settings, versions = store
+    set_champion(settings, versions[0])
+    assert load_champion(settings).source == "registry"
+    with mlflow.start_run(run_name="no-cleaner"):  # a model without the ProductTextCleaner
+        bare = DummyClassifier().fit([[0], [1]], ["10", "40"])
+        info = mlflow.sklearn.log_model(bare, name="model", registered_model_name=MODEL_NAME)
+    set_champion(settings, str(info.registered_model_version))
+
+    served = load_champion(settings)  # refused from the registry: the last good copy serves
+    assert (served.version, served.source) == (versions[0], "local-copy")
+    assert pointer(settings)["version"] == versions[0]
+
+
+def test_registry_reachable_but_s3_stopped_leaves_no_partial_download(stack, store):
+    settings, versions = store
+    set_champion(settings, versions[0])
+    assert load_champion(settings).version == versions[0]
+    set_champion(settings, versions[1])
+    stack.down(["s3"])
+    try:
+        served = load_champion(settings)  # the download fails: the old copy serves
+        assert (served.version, served.source) == (versions[0], "local-copy")
+    finally:
+        stack.up(["s3"])
+    folder = local_copy_dir(settings)
+    assert not list(folder.glob(".*.partial")), os.listdir(folder)
+    assert pointer(settings)["version"] == versions[0]
+    wait_until(lambda: load_champion(settings).version == versions[1], 60, "the new version")
+    assert pointer(settings)["version"] == versions[1]

@@ -47,7 +47,7 @@ def own_postgres(settings):
     engine = create_engine(own.postgres.url("app"), pool_pre_ping=True)
     yield own, stack, engine
     engine.dispose()
-    stack.down(["postgres"])
+    stack.down()  # every program, then its own supervisord
     shutil.rmtree(state, ignore_errors=True)
 
 

@@ -47,6 +47,8 @@ def test_cleaned_lengths_are_inclusive_limits(field, limit):
     assert clean_items(CLEANER, [one(limit)], LIMITS, ("body",))
     (error,) = errors_of([one(limit + 1)])
     assert error["loc"] == ("body", field) and error["ctx"] == {"max_length": limit}
+    assert error["type"] == "string_too_long"
+    assert error["input"] == ("a" * (limit + 1) if field == "title" else "b" * (limit + 1))
     assert error["msg"] == (f"{field} must be at most {limit} characters after cleaning "
                             f"(got {limit + 1})")  # fmt: skip
 
@@ -57,6 +59,7 @@ def test_raw_lengths_allow_markup_up_to_the_factor_then_refuse_before_cleaning()
     assert len(at_cap) == cap
     assert clean_items(CLEANER, [item(at_cap)], LIMITS, ("body",))
     (error,) = errors_of([item(at_cap + "x")])
+    assert error["ctx"] == {"max_length": cap} and error["input"] == at_cap + "x"
     assert error["msg"] == f"title must be at most {cap} characters before cleaning (got {cap + 1})"
 
 
@@ -101,3 +104,4 @@ def test_batch_size_limits(count, refused):
     expected = "items must hold at least one item" if count == 0 else (
         f"items must hold at most 3 items (got {count})")  # fmt: skip
     assert error["msg"] == expected and error["ctx"] == {"max_length": 3}
+    assert "input" in error and error["input"] is None

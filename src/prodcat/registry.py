@@ -68,13 +68,21 @@ def get_snapshot_batch(version: ModelVersion | None) -> int:
 
 
 def load_version(version: str, settings: Settings | None = None):
-    """The sklearn pipeline of one registered version (with predict_proba)."""
-    import mlflow
+    """The sklearn pipeline of one registered version (with predict_proba); its files are
+    checked against the digest recorded at registration before they are unpickled."""
+    import tempfile
+    from pathlib import Path
+
     import mlflow.sklearn
 
+    from prodcat.integrity import download_version, verify_model_dir
+
     settings = settings or get_settings()
-    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
-    return mlflow.sklearn.load_model(f"models:/{settings.mlflow.model_name}/{version}")
+    registered = get_client(settings).get_model_version(settings.mlflow.model_name, version)
+    with tempfile.TemporaryDirectory(prefix="prodcat-model-") as folder:
+        path = download_version(version, Path(folder), settings)
+        verify_model_dir(path, registered)
+        return mlflow.sklearn.load_model(str(path))
 
 
 @dataclass(frozen=True)

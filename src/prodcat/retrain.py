@@ -26,6 +26,7 @@ from prodcat.data.training_set import (
     load_products,
 )
 from prodcat.evaluate import evaluate_model, plot_confusion
+from prodcat.integrity import tag_artifact_digest
 from prodcat.metrics import incr_metric, record_timing, set_gauge
 from prodcat.registry import (
     SNAPSHOT_BATCH_TAG,
@@ -212,10 +213,12 @@ def log_and_register(model, search, seconds: float, X: pd.DataFrame, settings: S
 
 
 def tag_snapshot(version: str, run_tags: dict[str, str], settings: Settings) -> None:
-    """Copy the training snapshot's tags onto the registered version (idempotent)."""
+    """Copy the training snapshot's tags onto the registered version, and record the digest
+    of its stored files (idempotent)."""
     client = get_client(settings)
     for key in (SNAPSHOT_ROWS_TAG, SNAPSHOT_BATCH_TAG, SNAPSHOT_IDS_TAG):
         client.set_model_version_tag(settings.mlflow.model_name, version, key, run_tags[key])
+    tag_artifact_digest(version, settings)
 
 
 def find_trained_version(run_key: str, settings: Settings) -> dict[str, str] | None:

@@ -1,5 +1,6 @@
 """The API's local model store against the real registry and S3: a failed download leaves
-nothing, the local copy is only ever a model that loaded, and old copies are deleted."""
+nothing, the local copy is only ever a model that loaded, old copies are deleted, and a model
+whose stored files were swapped is never unpickled."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ import os
 import mlflow
 import mlflow.sklearn
 import pytest
+from fastapi.testclient import TestClient
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from sklearn.dummy import DummyClassifier
 
-from prodcat.registry import CHAMPION, get_client
+from prodcat.integrity import ModelIntegrityError, tag_artifact_digest
+from prodcat.registry import CHAMPION, get_client, load_version
+from prodcat.serving.app import create_app
 from prodcat.serving.model_store import load_champion, local_copy_dir
 
 from ..models import register_small_models, wait_until
@@ -80,3 +85,32 @@ def test_registry_reachable_but_s3_stopped_leaves_no_partial_download(stack, sto
     assert pointer(settings)["version"] == versions[0]
     wait_until(lambda: load_champion(settings).version == versions[1], 60, "the new version")
     assert pointer(settings)["version"] == versions[1]
+
+
+def test_a_tampered_artifact_is_refused_everywhere_and_ready_says_why(store, tmp_path):
+    settings, versions = store
+    good, target = versions[0], versions[1]
+    for version in (good, target):
+        tag_artifact_digest(version, settings)
+    set_champion(settings, good)
+    assert load_champion(settings).version == good
+    # Someone with write access to the artifact store swaps the next version's pickle.
+    client = get_client(settings)
+    stored = client.get_model_version_download_uri(MODEL_NAME, target)
+    forged = tmp_path / "forged" / "model.pkl"
+    forged.parent.mkdir()
+    forged.write_bytes(b"cposix\nsystem\n(S'echo owned'\ntR.")
+    get_artifact_repository(stored).log_artifact(str(forged))
+    set_champion(settings, target)
+
+    with pytest.raises(ModelIntegrityError, match=f"version {target} refused"):
+        load_version(target, settings)  # the pipeline's own door: evaluation, gate, drift
+    served = load_champion(settings)
+    assert (served.version, served.source) == (good, "local-copy")
+    assert f"version {target} refused: its files' SHA-256" in served.note
+    assert not any(p.name.startswith(f"{target}-") for p in local_copy_dir(settings).iterdir())
+    with TestClient(create_app(settings, poll=False)) as api:
+        ready = api.get("/ready").json()
+        assert ready["model_version"] == good and ready["stale"]
+        assert f"version {target} refused" in ready["detail"]
+        assert api.post("/predict/", json={"title": "console manette"}).status_code == 200

@@ -17,6 +17,7 @@ from prodcat.config import get_settings
 from prodcat.data.dataset import BUNDLED
 from prodcat.data.ingest import ingest_next_batch
 from prodcat.data.reset import reset_data
+from prodcat.integrity import ARTIFACT_SHA256_TAG, digest_model_dir, download_version
 from prodcat.registry import (
     CHAMPION,
     PREVIOUS,
@@ -106,6 +107,13 @@ def test_the_run_logs_metrics_search_results_snapshot_and_confusion_matrix(train
     assert {"evaluation/confusion_matrix.png", "evaluation/classification_report.json"} <= artifacts
     cv = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/search/cv_results.json")
     assert {c["candidate"] for c in cv["candidates"]} >= {"linear_svc", "complement_nb"}
+
+
+def test_the_registered_version_carries_the_digest_of_its_stored_files(trained, tmp_path):
+    settings, version = get_settings(), trained["first"]["version"]
+    tags = get_client().get_model_version(settings.mlflow.model_name, version).tags
+    stored = digest_model_dir(download_version(version, tmp_path, settings))
+    assert tags[ARTIFACT_SHA256_TAG] == stored
 
 
 def test_the_champion_loads_by_alias_and_predicts_with_probabilities(trained):

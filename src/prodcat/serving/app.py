@@ -59,7 +59,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = ModelState(model_name=settings.mlflow.model_name)
         try:
-            state.current, state.detail = loader(settings), None
+            state.current = loader(settings)
+            state.detail = state.current.note
             metrics.MODEL_INFO.labels(state.current.version, state.current.source).set(1)
         except ModelUnavailable as error:
             state.detail = str(error)

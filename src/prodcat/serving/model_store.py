@@ -34,6 +34,7 @@ class LoadedModel:
     version: str
     source: str  # "registry" or "local-copy"
     metadata: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None  # why this is not the registry's champion, for /ready
 
     def __post_init__(self) -> None:
         _ = self.cleaner  # refuse a model the API cannot clean for at load, not per request
@@ -96,14 +97,15 @@ def load_champion(settings: Settings) -> LoadedModel:
         return _load_from_registry(settings)
     except ModelUnavailable:
         raise
-    except Exception as error:  # registry down or unreachable: serve what we had
-        log.warning("registry unavailable (%s); trying the local copy", error)
-        return _load_local_copy(settings)
+    except Exception as error:  # registry down, or its champion refused: serve what we had
+        log.warning("cannot load the registry's champion (%s); trying the local copy", error)
+        return _load_local_copy(settings, because=error)
 
 
 def _load_from_registry(settings: Settings) -> LoadedModel:
     import mlflow.sklearn
 
+    from prodcat.integrity import ModelIntegrityError, verify_model_dir
     from prodcat.registry import CHAMPION, get_champion, get_client
 
     version = get_champion(settings)
@@ -112,6 +114,11 @@ def _load_from_registry(settings: Settings) -> LoadedModel:
             f"no version of {settings.mlflow.model_name} has the '{CHAMPION}' alias yet"
         )
     target = fetch_copy(settings, version)
+    try:
+        verify_model_dir(target, version)
+    except ModelIntegrityError:
+        shutil.rmtree(target, ignore_errors=True)  # fetched afresh once the store is repaired
+        raise
     metadata = {"tags": dict(version.tags), "run_id": version.run_id,
                 "created": version.creation_timestamp}  # fmt: skip
     metadata["metrics"] = dict(get_client(settings).get_run(version.run_id).data.metrics)
@@ -178,13 +185,14 @@ def _settle_copy(staging: Path, target: Path) -> None:
             raise
 
 
-def _load_local_copy(settings: Settings) -> LoadedModel:
+def _load_local_copy(settings: Settings, because: Exception) -> LoadedModel:
     import mlflow.sklearn
 
     pointer = local_copy_dir(settings) / "current.json"
     if not pointer.exists():
-        raise ModelUnavailable("the registry is unreachable and there is no local copy yet")
+        raise ModelUnavailable(f"{because}; and there is no local copy to fall back on")
     current = json.loads(pointer.read_text())
     model = mlflow.sklearn.load_model(str(local_copy_dir(settings) / current["path"]))
     log.warning("serving the local copy of version %s", current["version"])
-    return LoadedModel(model, current["version"], "local-copy", current.get("metadata", {}))
+    note = f"serving the local copy of version {current['version']}: {because}"
+    return LoadedModel(model, current["version"], "local-copy", current.get("metadata", {}), note)

@@ -60,8 +60,12 @@ class ModelReloader:
                 metrics.RELOAD_FAILURES.inc()
                 log.warning("model reload failed, still serving the current model: %s", error)
                 return False
+            if current and loaded.source != "registry" and loaded.version == current.version:
+                metrics.RELOAD_FAILURES.inc()  # the champion was refused: nothing to swap
+                self.state.detail = loaded.note
+                return False
             previous = self.state.current
-            self.state.current, self.state.detail = loaded, None  # the atomic swap
+            self.state.current, self.state.detail = loaded, loaded.note  # the atomic swap
             metrics.RELOADS.inc()
             metrics.MODEL_LOADED.set(1)
             if previous is not None:

@@ -1,5 +1,6 @@
-"""Ingestion when PostgreSQL dies in the middle of a batch: the real server is SIGKILLed while
-the batch's transaction is open; nothing of the batch remains, and the rerun loads it whole."""
+"""Ingestion when a service dies under a batch: PostgreSQL SIGKILLed while the batch's
+transaction is open, S3 stopped while it uploads images. Nothing of the batch remains, and
+the rerun of the same run key loads it whole, once."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import signal
 import threading
 
 import pytest
+from minio.error import MinioException
 from sqlalchemy import text
+from urllib3.exceptions import HTTPError
 
 from prodcat.data.ingest import ingest_next_batch
 from prodcat.data.reset import reset_data
 from prodcat.db import get_engine
+from prodcat.storage import get_s3_client
 
 from ..e2e.platform import wait_for
 from .breaking import drop_pooled_connections, pid_of, wait_all_healthy
@@ -76,3 +80,29 @@ def test_postgres_killed_mid_batch_leaves_nothing_and_the_rerun_loads_it_whole(s
     assert after["rejected"] == before["rejected"] + result.rows_rejected
     assert after["batches"] == before["batches"] + 1 and after["cursor"] == result.end_row
     assert ingest_next_batch("mid-batch-killed", settings=settings).already_loaded
+
+
+@pytest.mark.timeout(900)
+def test_s3_stopped_while_a_batch_uploads_its_images_then_the_rerun_loses_nothing(stack, settings):
+    wait_all_healthy(stack)
+    sample = settings.model_copy(update={"data": settings.data.model_copy(
+        update={"dataset": "rakuten-sample", "batch_size": 1000, "eval_size": 50})})  # fmt: skip
+    reset_data(confirm=True, settings=sample)
+    empty = state(sample)
+    stack.down(["s3"])
+    try:
+        with pytest.raises((HTTPError, MinioException)):  # cannot connect, or S3 refused
+            ingest_next_batch("s3-stopped", settings=sample)
+        assert state(sample) == empty
+    finally:
+        stack.up(["s3"])
+
+    done = ingest_next_batch("s3-stopped", settings=sample)
+    assert done.rows_with_image > 2 and state(sample)["products"] == done.rows_accepted
+    with get_engine(sample).connect() as conn:
+        keys = conn.execute(
+            text("select image_key from products where image_key is not null")
+        ).scalars().all()  # fmt: skip
+    assert len(keys) == done.rows_with_image
+    client = get_s3_client(sample)
+    assert all(client.stat_object(sample.s3.images_bucket, key).size > 1000 for key in keys)

@@ -33,6 +33,10 @@ class Airflow:
         response.raise_for_status()
         return response.json()
 
+    def delete(self, path: str) -> None:
+        response = httpx.delete(f"{self.url}{path}", headers=self.headers, timeout=30)
+        response.raise_for_status()
+
     def trigger(self, dag_id: str, conf: dict | None = None) -> str:
         """A manual run (logical date null, as the UI makes them); returns its run id."""
         body = {"logical_date": None, "conf": conf or {}}

@@ -116,6 +116,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the services running")
     args = parser.parse_args()
     state = args.state or Path(tempfile.mkdtemp(prefix="prodcat-drift-bench-"))
+    state.mkdir(parents=True, exist_ok=True)
+    state.chmod(0o755)  # PostgreSQL runs as 'postgres' under root and must traverse it
     reuse = (state / "prepared").exists()
     os.environ["PRODCAT_STATE_DIR"] = str(state.resolve())
     get_settings.cache_clear()
@@ -133,7 +135,7 @@ def main() -> None:
         run_checks(settings, "steady")
     finally:
         if not args.keep:
-            stack.down(["postgres", "s3", "mlflow"])
+            stack.down()  # its services, then its own supervisord
 
 
 if __name__ == "__main__":

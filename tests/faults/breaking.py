@@ -33,5 +33,8 @@ def drop_pooled_connections() -> None:
     dispose_engines()
     airflow_settings = sys.modules.get("airflow.settings")
     if airflow_settings is not None and airflow_settings.Session is not None:
+        # Invalidate, not close: closing rolls back the thread's open transaction over the
+        # dead connection, and that raises.
+        airflow_settings.Session().invalidate()
         airflow_settings.Session.remove()
         airflow_settings.engine.dispose()

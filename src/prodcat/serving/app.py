@@ -20,11 +20,8 @@ from starlette.exceptions import HTTPException
 from prodcat import __version__
 from prodcat.config import Settings, get_settings
 from prodcat.serving import metrics
-from prodcat.serving.middleware import (
-    BatchAdmissionMiddleware,
-    BodySizeLimitMiddleware,
-    RequestMetricsMiddleware,
-)
+from prodcat.serving.budget import Limits
+from prodcat.serving.middleware import AdmissionMiddleware, RequestMetricsMiddleware
 from prodcat.serving.model_store import (
     LoadedModel,
     ModelUnavailable,
@@ -95,6 +92,7 @@ def create_app(
         description="Product categorisation: POST a listing to /predict/, get its category.",
     )
     app.state.settings = settings  # what every route reads, through serving/deps.py
+    app.state.limits = Limits.from_settings(settings)  # the request budget, made once
     for router in (
         health.router,
         predict.router,
@@ -107,8 +105,7 @@ def create_app(
     document_limits(app, settings)
 
     add_error_handlers(app)
-    app.add_middleware(BatchAdmissionMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(AdmissionMiddleware, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware)
     return app
 

@@ -60,11 +60,12 @@ AdminDep = Annotated[None, Depends(require_admin)]
 
 
 async def get_top_k(
-    settings: SettingsDep,
+    request: Request,
     top_k: int = Query(3, ge=1, description="How many categories to return"),
 ) -> int:
     """top_k, at most PRODCAT_API__MAX_TOP_K."""
-    limit = settings.api.max_top_k
+    # The app's settings, read directly: one dependency less on the prediction hot path.
+    limit = request.app.state.settings.api.max_top_k
     if top_k > limit:  # the same 422 body as every other validation error
         raise RequestValidationError([{
             "type": "less_than_equal", "loc": ("query", "top_k"), "input": top_k,

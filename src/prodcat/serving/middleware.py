@@ -1,4 +1,4 @@
-"""Request metrics as a plain ASGI middleware.
+"""Request metrics and admission as plain ASGI middlewares.
 
 Starlette's BaseHTTPMiddleware (what @app.middleware("http") builds) runs every request
 through extra tasks and memory streams; at hundreds of requests a second that cost a fifth
@@ -43,24 +43,44 @@ class RequestMetricsMiddleware:
             metrics.REQUESTS.labels(path, scope["method"], str(status)).inc()
 
 
-class BodySizeLimitMiddleware:
-    """413 for a body over max_bytes, before anything parses it.
+class AdmissionMiddleware:
+    """Refusals made before a body is read or parsed, in one layer of the middleware stack.
 
-    A declared Content-Length over the limit is refused without reading a byte; a chunked
-    body is counted as it arrives and refused as soon as it passes the limit.
+    - 413 for a body over max_bytes: a declared Content-Length over the limit without
+      reading a byte (the server never reads past a declared length); a chunked body is
+      counted as it arrives and refused as soon as it passes the limit.
+    - 503 for a batch while the batch queue is full: parsing and validating a worst-case
+      batch costs the event loop milliseconds, and under a flood of them, refusing after
+      that work starved the single predictions.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, batch_path: str = "/predict/batch"):
+        self.app, self.max_bytes, self.batch_path = app, max_bytes, batch_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send, f"{int(declared)} bytes")
+        if scope["path"] == self.batch_path and (lane := self._full_batch_lane(scope)):
+            headers = [(b"retry-after", b"1")]
+            await self._refuse(send, 503, lane.busy_detail(), headers)
             return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit():
+            if int(declared) > self.max_bytes:
+                await self._refuse(send, 413, self._detail(f"{int(declared)} bytes"),
+                                   [(b"connection", b"close")])  # fmt: skip
+                return
+            await self.app(scope, receive, send)
+            return
+        await self.app(scope, self._counting(receive), send)
+
+    @staticmethod
+    def _full_batch_lane(scope: Scope):
+        batcher = getattr(getattr(scope.get("app"), "state", None), "batcher", None)
+        return batcher.batches if batcher is not None and batcher.batches.full else None
+
+    def _counting(self, receive: Receive) -> Receive:
         received = 0
 
         async def receive_within_limit() -> Message:
@@ -72,39 +92,16 @@ class BodySizeLimitMiddleware:
                 raise HTTPException(413, detail=self._detail(f"more than {self.max_bytes} bytes"))
             return message
 
-        await self.app(scope, receive_within_limit, send)
+        return receive_within_limit
 
     def _detail(self, size: str) -> str:
         return (f"the body has {size}; the limit is {self.max_bytes} bytes "
                 "(PRODCAT_API__MAX_BODY_BYTES)")  # fmt: skip
 
-    async def _refuse(self, send: Send, size: str) -> None:
-        body = json.dumps({"detail": self._detail(size)}).encode()
-        await send({"type": "http.response.start", "status": 413, "headers": [
+    @staticmethod
+    async def _refuse(send: Send, status: int, detail: str, headers: list) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close")]})  # fmt: skip
+            *headers]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})
-
-
-class BatchAdmissionMiddleware:
-    """503 for a batch while the batch queue is full, before its body is read or parsed.
-
-    Parsing and validating a worst-case batch costs the event loop milliseconds; under a
-    flood of them, refusing after that work starved the single predictions.
-    """
-
-    def __init__(self, app: ASGIApp, path: str = "/predict/batch"):
-        self.app, self.path = app, path
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        batcher = getattr(getattr(scope.get("app"), "state", None), "batcher", None)
-        if scope["type"] == "http" and scope["path"] == self.path and batcher is not None:
-            lane = batcher.batches
-            if lane.full:
-                body = json.dumps({"detail": lane.busy_detail()}).encode()
-                await send({"type": "http.response.start", "status": 503, "headers": [
-                    (b"content-type", b"application/json"), (b"retry-after", b"1"),
-                    (b"content-length", str(len(body)).encode())]})  # fmt: skip
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)

@@ -75,6 +75,7 @@ class Job:
     docs: list[str]
     items: list[PredictRequest]
     ks: list[int]
+    deadline: float  # the event loop's time after which the request gets its 503
     future: asyncio.Future = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -95,6 +96,7 @@ class Lane:
     def __init__(self, size: int, max_items: int, max_chars: int, sink: Sink | None):
         self.size, self.max_items, self.max_chars, self.sink = size, max_items, max_chars, sink
         self.jobs: deque[Job] = deque()
+        self.running: list[Job] = []  # in the model call now
         self._ready = asyncio.Event()
 
     @property
@@ -120,6 +122,17 @@ class Lane:
         """Take a job nobody waits for out of the queue, so it holds no place there."""
         with contextlib.suppress(ValueError):  # the model has it already
             self.jobs.remove(job)
+
+    def expire(self, now: float, timeout: float) -> None:
+        """Answer 503 to every job past its deadline, queued or in the model call."""
+        late = [j for j in (*self.jobs, *self.running) if j.deadline <= now]
+        for job in late:
+            if not job.future.done():
+                metrics.OVERLOAD_REJECTIONS.labels("timeout").inc()
+                job.future.set_exception(
+                    Overloaded(f"the model did not answer within {timeout:g} s"))  # fmt: skip
+        if late:
+            self.jobs = deque(j for j in self.jobs if not j.future.done())
 
     async def run_forever(self) -> None:
         while True:
@@ -152,6 +165,7 @@ class Lane:
         docs = [d for j in group for d in j.docs]
         items = [i for j in group for i in j.items]
         ks = [k for j in group for k in j.ks]
+        self.running = group
         try:
             results = await asyncio.to_thread(predict_items, loaded, docs, items, ks, self.sink)
         except Exception as error:
@@ -160,6 +174,8 @@ class Lane:
                 if not job.future.done():
                     job.future.set_exception(error)
             return
+        finally:
+            self.running = []
         start = 0
         for job in group:
             end = start + len(job.items)
@@ -195,17 +211,25 @@ class PredictionBatcher:
         self, loaded: LoadedModel, docs: list[str], items: list, ks: list[int]
     ) -> list[dict]:
         """The items' results, once the model has run them; Overloaded when it cannot."""
-        job, lane = Job(loaded, docs, items, ks), self.lane(len(items))
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        job, lane = Job(loaded, docs, items, ks, deadline), self.lane(len(items))
         lane.put(job)
         try:
-            return await asyncio.wait_for(job.future, self.timeout)
-        except TimeoutError:
-            lane.forget(job)
-            metrics.OVERLOAD_REJECTIONS.labels("timeout").inc()
-            raise Overloaded(f"the model did not answer within {self.timeout:g} s") from None
+            return await job.future  # expire_forever fails it with Overloaded when late
         except asyncio.CancelledError:  # the client went away
             lane.forget(job)
             raise
 
+    async def expire_forever(self) -> None:
+        """Fail late jobs, a few times per timeout: one timer for all, where asyncio.wait_for
+        per request cost a timer each on the hot path."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(self.timeout / 4, 0.5))
+            for lane in (self.singles, self.batches):
+                lane.expire(loop.time(), self.timeout)
+
     async def run_forever(self) -> None:
-        await asyncio.gather(self.singles.run_forever(), self.batches.run_forever())
+        await asyncio.gather(
+            self.singles.run_forever(), self.batches.run_forever(), self.expire_forever()
+        )

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from prodcat.serving.budget import Limits, check_batch_size, clean_items
-from prodcat.serving.deps import ModelDep, SettingsDep, TopK
+from prodcat.serving.deps import ModelDep, TopK
 from prodcat.serving.model_store import LoadedModel
 from prodcat.serving.schemas import (
     BatchPredictRequest,
@@ -32,10 +32,10 @@ router = APIRouter(
 
 @router.post("/", response_model=PredictResponse)
 async def predict(
-    body: PredictRequest, request: Request, loaded: ModelDep, settings: SettingsDep, top_k: TopK
+    body: PredictRequest, request: Request, loaded: ModelDep, top_k: TopK
 ) -> Response:
     """The category of one product listing."""
-    docs = await clean_request(loaded, [body], Limits.from_settings(settings), ("body",))
+    docs = await clean_request(loaded, [body], request.app.state.limits, ("body",))
     results = await request.app.state.batcher.predict(loaded, docs, [body], [top_k])
     return JSONResponse(results[0])
 
@@ -45,11 +45,10 @@ async def predict_batch(
     body: BatchPredictRequest,
     request: Request,
     loaded: ModelDep,
-    settings: SettingsDep,
     top_k: TopK,
 ) -> Response:
     """Categories of up to PRODCAT_API__MAX_BATCH_ITEMS listings, in the same order."""
-    limits = Limits.from_settings(settings)
+    limits = request.app.state.limits
     check_batch_size(body.items, limits)
     batcher = request.app.state.batcher
     batcher.lane(len(body.items)).check_room()  # before the work of cleaning, when refused

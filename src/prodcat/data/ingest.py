@@ -50,6 +50,11 @@ class BatchResult:
         return asdict(self)
 
 
+# reset_data holds this advisory lock alone from its truncate until its images bucket is
+# empty; each batch holds it shared, so no batch uploads images that a reset then deletes.
+RESET_LOCK = 0x70726F64
+
+
 def ingest_pending(
     run_key: str, logical_date: datetime | None = None, settings: Settings | None = None
 ) -> dict:
@@ -105,6 +110,7 @@ def ingest_next_batch(
 
 
 def _lock_cursor(cur, dataset: str) -> int:
+    cur.execute("select pg_advisory_xact_lock_shared(%s)", (RESET_LOCK,))
     cur.execute(
         "insert into ingestion_cursor (dataset) values (%s) on conflict do nothing", (dataset,)
     )

@@ -52,43 +52,10 @@ def create_app(
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = ModelState(model_name=settings.mlflow.model_name)
-        try:
-            state.current = loader(settings)
-            state.detail = state.current.note
-            metrics.MODEL_INFO.labels(state.current.version, state.current.source).set(1)
-        except ModelUnavailable as error:
-            state.detail = str(error)
-        except Exception as error:  # the API still starts and says why it is not ready
-            log.exception("could not load a model")
-            state.detail = f"model loading failed: {error}"
-        freeze_heap()
-        app.state.models = state
-        app.state.reloader = ModelReloader(state, settings, loader, probe)
-        metrics.MODEL_LOADED.set(1 if state.current else 0)
-        writer = PredictionLogWriter(settings) if settings.api.log_predictions else None
-        if writer:
-            writer.start()
-        app.state.prediction_sink = writer.log if writer else None
-        app.state.batcher = PredictionBatcher(settings, app.state.prediction_sink)
-        metrics.WORKERS.set(1)
-        tasks = [asyncio.create_task(app.state.batcher.run_forever()),
-                 asyncio.create_task(note_memory_forever())]  # fmt: skip
-        if poll:
-            tasks.append(asyncio.create_task(app.state.reloader.run_forever()))
-        yield
-        for task in tasks:
-            task.cancel()
-        app.state.reloader.stop()
-        if writer:
-            await asyncio.to_thread(writer.stop)
-
     app = FastAPI(
         title="prodcat",
         version=__version__,
-        lifespan=lifespan,
+        lifespan=lambda app: run_background_tasks(app, settings, loader, probe, poll),
         description="Product categorisation: POST a listing to /predict/, get its category.",
     )
     app.state.settings = settings  # what every route reads, through serving/deps.py
@@ -108,6 +75,54 @@ def create_app(
     app.add_middleware(AdmissionMiddleware, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware)
     return app
+
+
+def load_first_model(settings: Settings, loader: Callable[[Settings], LoadedModel]) -> ModelState:
+    """The model state at start: the loaded model, or why there is none (the API still
+    starts, and /ready says why it is not ready)."""
+    state = ModelState(model_name=settings.mlflow.model_name)
+    try:
+        state.current = loader(settings)
+        state.detail = state.current.note
+        metrics.MODEL_INFO.labels(state.current.version, state.current.source).set(1)
+    except ModelUnavailable as error:
+        state.detail = str(error)
+    except Exception as error:
+        log.exception("could not load a model")
+        state.detail = f"model loading failed: {error}"
+    metrics.MODEL_LOADED.set(1 if state.current else 0)
+    return state
+
+
+@asynccontextmanager
+async def run_background_tasks(
+    app: FastAPI,
+    settings: Settings,
+    loader: Callable[[Settings], LoadedModel],
+    probe: Callable[[Settings], str | None],
+    poll: bool,
+) -> AsyncIterator[None]:
+    """The lifespan: the model, the prediction log, the batcher, the reloader and the memory
+    gauge run while the app serves, and stop with it."""
+    app.state.models = state = load_first_model(settings, loader)
+    freeze_heap()
+    app.state.reloader = ModelReloader(state, settings, loader, probe)
+    writer = PredictionLogWriter(settings) if settings.api.log_predictions else None
+    if writer:
+        writer.start()
+    app.state.prediction_sink = writer.log if writer else None
+    app.state.batcher = PredictionBatcher(settings, app.state.prediction_sink)
+    metrics.WORKERS.set(1)
+    tasks = [asyncio.create_task(app.state.batcher.run_forever()),
+             asyncio.create_task(note_memory_forever())]  # fmt: skip
+    if poll:
+        tasks.append(asyncio.create_task(app.state.reloader.run_forever()))
+    yield
+    for task in tasks:
+        task.cancel()
+    app.state.reloader.stop()
+    if writer:
+        await asyncio.to_thread(writer.stop)
 
 
 def add_error_handlers(app: FastAPI) -> None:

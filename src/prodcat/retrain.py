@@ -224,13 +224,7 @@ def tag_snapshot(version: str, run_tags: dict[str, str], settings: Settings) -> 
 def find_trained_version(run_key: str, settings: Settings) -> dict[str, str] | None:
     """The version a training run with this key registered, if any (its tags completed)."""
     client = get_client(settings)
-    experiment = client.get_experiment_by_name(settings.mlflow.experiment)
-    if experiment is None:
-        return None
-    runs = client.search_runs(
-        [experiment.experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'"
-    )
-    for run in runs:
+    for run in find_training_runs(run_key, settings):
         found = client.search_model_versions(
             f"name = '{settings.mlflow.model_name}' and run_id = '{run.info.run_id}'"
         )
@@ -239,6 +233,17 @@ def find_trained_version(run_key: str, settings: Settings) -> dict[str, str] | N
             tag_snapshot(version, run.data.tags, settings)
             return {"run_id": run.info.run_id, "version": version}
     return None
+
+
+def find_training_runs(run_key: str, settings: Settings) -> list:
+    """The MLflow training runs tagged with this run key: the attempts of one Airflow task."""
+    client = get_client(settings)
+    experiment = client.get_experiment_by_name(settings.mlflow.experiment)
+    if experiment is None:
+        return []
+    return client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'"
+    )
 
 
 def _snapshot(data: pd.DataFrame) -> dict[str, str]:

@@ -36,9 +36,9 @@ from prodcat.registry import (
     promote_version,
 )
 from prodcat.retrain import (
-    RUN_KEY_TAG,
     check_retraining,
     evaluate_challenger,
+    find_training_runs,
     gate_version,
     promote_if_approved,
     train_challenger,
@@ -147,13 +147,7 @@ def start_training(run_key: str) -> subprocess.Popen:
 
 
 def run_of(settings, run_key: str):
-    client = get_client(settings)
-    experiment = client.get_experiment_by_name(settings.mlflow.experiment)
-    if experiment is None:
-        return None
-    found = client.search_runs(
-        [experiment.experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'"
-    )
+    found = find_training_runs(run_key, settings)
     return found[0] if found else None
 
 

@@ -90,12 +90,12 @@ def register_small_models(settings, name: str, count: int, train=train_small_mod
     import mlflow
     import mlflow.sklearn
 
-    from prodcat.registry import CHAMPION, get_client
+    from prodcat.registry import CHAMPION, get_client, use_mlflow
 
     client = get_client(settings)
     if name in {m.name for m in client.search_registered_models()}:
         client.delete_registered_model(name)
-    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    use_mlflow(settings)
     mlflow.set_experiment(settings.mlflow.experiment)
     versions = []
     for _ in range(count):

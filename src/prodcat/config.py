@@ -74,6 +74,11 @@ class MlflowSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 5000
     workers: int = 1
+    # MLflow's basic-auth app: every client (tasks, API, CLI) signs in as this user. MLflow
+    # creates it on first start and wants a password of at least 12 characters.
+    admin_user: str = "admin"
+    admin_password: SecretStr = SecretStr(f"{PLACEHOLDER}-mlflow")  # a placeholder too
+    flask_secret_key: SecretStr = SecretStr(PLACEHOLDER)  # CSRF protection of its forms
     experiment: str = "prodcat"
     model_name: str = "prodcat-classifier"
 
@@ -238,12 +243,14 @@ class Settings(BaseSettings):
         empty = [name for name, value in secrets if not value.strip()]
         if empty:
             raise ValueError(f"secrets must not be empty: {', '.join(empty)}")
-        bad = [name for name, value in secrets if value in (PLACEHOLDER, DEV_FERNET_KEY)]
+        bad = [name for name, v in secrets if v.startswith(PLACEHOLDER) or v == DEV_FERNET_KEY]
         if bad and self.environment != "dev":
             raise ValueError(
                 f"placeholder secrets are only allowed when PRODCAT_ENVIRONMENT=dev; "
                 f"set real values for: {', '.join(bad)}"
             )
+        if len(self.mlflow.admin_password.get_secret_value()) < 12:
+            raise ValueError("mlflow.admin_password needs at least 12 characters (MLflow's rule)")
         return self
 
 

@@ -38,7 +38,9 @@ def download_version(version: str, destination: Path, settings: Settings) -> Pat
     """A registered version's files, downloaded into destination."""
     import mlflow
 
-    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    from prodcat.registry import use_mlflow
+
+    use_mlflow(settings)
     uri = f"models:/{settings.mlflow.model_name}/{version}"
     return Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(destination)))
 

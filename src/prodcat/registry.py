@@ -6,10 +6,12 @@ MLflow stages are deprecated; prodcat uses aliases only. Serving loads models:/<
 from __future__ import annotations
 
 import logging
+import os
 import re
 import uuid
 from dataclasses import dataclass
 
+import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -27,8 +29,21 @@ SNAPSHOT_ROWS_TAG = "snapshot.row_count"
 SNAPSHOT_IDS_TAG = "snapshot.ids_sha256"
 
 
+def use_mlflow(settings: Settings | None = None) -> str:
+    """Point this process's MLflow client at our server, signed in; returns the tracking URI.
+
+    MLflow reads the basic-auth credentials from the environment on every request, so they
+    are put there (never in the URI, which MLflow prints in its links)."""
+    cfg = (settings or get_settings()).mlflow
+    os.environ["MLFLOW_TRACKING_USERNAME"] = cfg.admin_user
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = cfg.admin_password.get_secret_value()
+    mlflow.set_tracking_uri(cfg.tracking_uri)
+    return cfg.tracking_uri
+
+
 def get_client(settings: Settings | None = None) -> MlflowClient:
-    return MlflowClient((settings or get_settings()).mlflow.tracking_uri)
+    """A client of our MLflow server, signed in."""
+    return MlflowClient(use_mlflow(settings))
 
 
 def get_alias_version(alias: str, settings: Settings | None = None) -> ModelVersion | None:

@@ -38,6 +38,7 @@ from prodcat.registry import (
     get_snapshot_batch,
     load_version,
     promote_version,
+    use_mlflow,
 )
 from prodcat.train import fit_best, search_candidates
 
@@ -160,7 +161,7 @@ def train_challenger(
     X, y = data[["title", "description"]], data["label_code"]
     if shuffle_labels:  # a deliberately useless model, for testing the gate
         y = y.sample(frac=1.0, random_state=0).set_axis(y.index)
-    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    use_mlflow(settings)
     mlflow.set_experiment(settings.mlflow.experiment)
     tags = {**_snapshot(data), "dataset": dataset, "shuffled_labels": str(shuffle_labels)}
     if run_key:
@@ -270,6 +271,7 @@ def evaluate_challenger(
             "(PRODCAT_DATA__EVAL_SIZE rows); run the reset_data DAG or `prodcat data reset`"
         )
     evaluation = evaluate_model(load_version(version, settings), X, y)
+    use_mlflow(settings)
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics({f"eval_{k}": v for k, v in evaluation.metrics.items()})
         mlflow.log_dict(evaluation.report, "evaluation/classification_report.json")

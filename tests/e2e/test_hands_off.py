@@ -114,6 +114,7 @@ def mlflow_version(settings: Settings, alias: str) -> dict:
     response = httpx.get(
         f"{settings.mlflow.tracking_uri}/api/2.0/mlflow/registered-models/alias",
         params={"name": settings.mlflow.model_name, "alias": alias}, timeout=30,
+        auth=(settings.mlflow.admin_user, settings.mlflow.admin_password.get_secret_value()),
     )  # fmt: skip
     response.raise_for_status()
     version = response.json()["model_version"]

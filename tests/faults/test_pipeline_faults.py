@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 
-import mlflow
 import pytest
 import requests
 from mlflow.exceptions import MlflowException
@@ -118,7 +117,7 @@ def test_each_task_fails_while_mlflow_is_down_and_its_retry_completes_the_run(
     with mlflow_stopped(stack), pytest.raises(OUTAGE):
         evaluate_challenger(trained["run_id"], trained["version"], settings)
     metrics = evaluate_challenger(trained["run_id"], trained["version"], settings)
-    logged = mlflow.MlflowClient(settings.mlflow.tracking_uri).get_run(trained["run_id"])
+    logged = get_client(settings).get_run(trained["run_id"])
     assert logged.data.metrics["eval_f1_weighted"] == pytest.approx(metrics["f1_weighted"])
 
     with mlflow_stopped(stack), pytest.raises(OUTAGE):

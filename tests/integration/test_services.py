@@ -13,8 +13,8 @@ import httpx
 import mlflow
 import psycopg2
 import pytest
-from mlflow.tracking import MlflowClient
 
+from prodcat.registry import get_client, use_mlflow
 from prodcat.stack import airflow as airflow_stack
 from prodcat.stack.process import wait_until
 from prodcat.storage import get_s3_client
@@ -64,7 +64,7 @@ def test_s3_buckets_exist_and_store_objects(settings):
 
 def test_mlflow_tracks_runs_in_postgres_and_artifacts_in_s3(settings, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.mlflow.tracking_uri)
-    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    use_mlflow(settings)
     experiment = mlflow.set_experiment(f"integration-{uuid.uuid4().hex[:8]}")
     artifact = tmp_path / "note.txt"
     artifact.write_text("stored in S3")
@@ -72,7 +72,7 @@ def test_mlflow_tracks_runs_in_postgres_and_artifacts_in_s3(settings, tmp_path, 
         mlflow.log_param("alpha", 0.5)
         mlflow.log_metric("f1", 0.8)
         mlflow.log_artifact(str(artifact))
-    client = MlflowClient(settings.mlflow.tracking_uri)
+    client = get_client(settings)
     stored = client.get_run(run.info.run_id)
     assert stored.data.params == {"alpha": "0.5"}
     assert stored.data.metrics == {"f1": 0.8}
@@ -165,3 +165,15 @@ def answers(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_mlflow_lets_in_only_its_signed_in_user(settings):
+    """Models are code: MLflow's registry answers only with PRODCAT_MLFLOW__ADMIN_* (its
+    health check excepted, for supervisors and compose)."""
+    url = f"{settings.mlflow.tracking_uri}/api/2.0/mlflow/registered-models/search"
+    user = settings.mlflow.admin_user
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, auth=(user, "not-the-password")).status_code == 401
+    signed_in = httpx.get(url, auth=(user, settings.mlflow.admin_password.get_secret_value()))
+    assert signed_in.status_code == 200
+    assert httpx.get(f"{settings.mlflow.tracking_uri}/health").status_code == 200

@@ -25,6 +25,7 @@ from prodcat.registry import (
     get_client,
     promote_version,
     rollback_champion,
+    use_mlflow,
 )
 from prodcat.retrain import (
     check_retraining,
@@ -118,7 +119,7 @@ def test_the_registered_version_carries_the_digest_of_its_stored_files(trained, 
 
 def test_the_champion_loads_by_alias_and_predicts_with_probabilities(trained):
     settings = get_settings()
-    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    use_mlflow(settings)
     model = mlflow.sklearn.load_model(f"models:/{settings.mlflow.model_name}@champion")
     rows = pd.DataFrame(
         {"title": ["Figurine Pop Star Wars", "Piscine gonflable ronde"],

@@ -136,10 +136,12 @@ def fetch_copy(settings: Settings, version: Any) -> Path:
     leaves nothing behind; a half-downloaded copy is never taken for a model."""
     import mlflow
 
+    from prodcat.registry import use_mlflow
+
     # The run id is part of the name: version numbers restart when a registered model is recreated.
     target = local_copy_dir(settings) / f"{version.version}-{version.run_id}"
     if not (target / "MLmodel").exists():
-        mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+        use_mlflow(settings)
         # Its own name: the API's workers start together and each may download the model.
         staging = target.with_name(f".{version.version}.{uuid.uuid4().hex}.partial")
         try:

@@ -195,7 +195,8 @@ def format_welcome(settings: Settings) -> str:
             "prodcat is up:",
             f"  Airflow UI   {s.airflow.url}  (login: {s.airflow.admin_user}, password: "
             "PRODCAT_AIRFLOW__ADMIN_PASSWORD)",
-            f"  MLflow       {s.mlflow.tracking_uri}",
+            f"  MLflow       {s.mlflow.tracking_uri}  (login: {s.mlflow.admin_user}, password: "
+            "PRODCAT_MLFLOW__ADMIN_PASSWORD)",
             f"  API          {s.api.url}/docs",
             f"  Prometheus   {s.prometheus.url}",
             f"  S3           {s.s3.endpoint_url}  (key: {s.s3.access_key})",

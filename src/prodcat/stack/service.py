@@ -96,4 +96,6 @@ def service_env(settings: Settings, paths: StackPaths) -> dict[str, str]:
     env["AWS_DEFAULT_REGION"] = settings.s3.region
     env["MLFLOW_S3_ENDPOINT_URL"] = settings.s3.endpoint_url
     env["MLFLOW_TRACKING_URI"] = settings.mlflow.tracking_uri
+    env["MLFLOW_TRACKING_USERNAME"] = settings.mlflow.admin_user
+    env["MLFLOW_TRACKING_PASSWORD"] = settings.mlflow.admin_password.get_secret_value()
     return env

@@ -52,6 +52,9 @@ class S3Settings(BaseModel):
     region: str = "us-east-1"
     access_key: str = "prodcat"
     secret_key: SecretStr = SecretStr(PLACEHOLDER)
+    # The API's read-only identity: it may read objects, never write or delete them.
+    reader_access_key: str = "prodcat-reader"
+    reader_secret_key: SecretStr = SecretStr(PLACEHOLDER)
     images_bucket: str = "prodcat-images"
     mlflow_bucket: str = "prodcat-mlflow"
     reports_bucket: str = "prodcat-reports"
@@ -64,6 +67,12 @@ class S3Settings(BaseModel):
     @property
     def endpoint(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def as_reader(self) -> S3Settings:
+        """The same endpoint, signed in as the read-only identity."""
+        return self.model_copy(
+            update={"access_key": self.reader_access_key, "secret_key": self.reader_secret_key}
+        )
 
     @property
     def endpoint_url(self) -> str:

@@ -13,6 +13,7 @@ import httpx
 import mlflow
 import psycopg2
 import pytest
+from minio.error import S3Error
 
 from prodcat.registry import get_client, use_mlflow
 from prodcat.stack import airflow as airflow_stack
@@ -60,6 +61,30 @@ def test_s3_buckets_exist_and_store_objects(settings):
     assert response.read() == b"payload"
     assert response.headers["Content-Type"] == "text/plain"
     client.remove_object(settings.s3.images_bucket, key)
+
+
+def test_the_api_reads_s3_with_keys_that_cannot_write(stack, settings):
+    bucket, key = settings.s3.mlflow_bucket, f"tests/{uuid.uuid4()}.txt"
+    get_s3_client(settings).put_object(bucket, key, io.BytesIO(b"model"), 5)
+    reader = get_s3_client(settings.model_copy(update={"s3": settings.s3.as_reader()}))
+    assert reader.get_object(bucket, key).read() == b"model"
+    with pytest.raises(S3Error, match="AccessDenied"):
+        reader.put_object(bucket, key, io.BytesIO(b"forged"), 6)
+    with pytest.raises(S3Error, match="AccessDenied"):
+        reader.put_object(bucket, f"tests/{uuid.uuid4()}.txt", io.BytesIO(b"planted"), 7)
+    with pytest.raises(S3Error, match="AccessDenied"):
+        reader.remove_object(bucket, key)
+    assert get_s3_client(settings).get_object(bucket, key).read() == b"model"
+    # The running API process holds the reader's keys, not the writer's.
+    api_pid = next(s.pid for s in stack.status() if s.name == "api")
+    environ = dict(
+        entry.split("=", 1)
+        for entry in Path(f"/proc/{api_pid}/environ").read_text().split("\0")
+        if "=" in entry
+    )
+    assert environ["AWS_ACCESS_KEY_ID"] == settings.s3.reader_access_key
+    assert environ["PRODCAT_S3__ACCESS_KEY"] == settings.s3.reader_access_key
+    assert environ["PRODCAT_S3__SECRET_KEY"] == settings.s3.reader_secret_key.get_secret_value()
 
 
 def test_mlflow_tracks_runs_in_postgres_and_artifacts_in_s3(settings, tmp_path, monkeypatch):

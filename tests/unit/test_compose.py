@@ -89,3 +89,19 @@ def test_api_dockerfile_is_slim_non_root_and_health_checked():
     assert "-slim" in text
     assert "\nUSER prodcat" in text
     assert "HEALTHCHECK" in text
+
+
+def test_the_api_gets_the_read_only_s3_user_that_minio_init_creates():
+    api = SERVICES["api"]["environment"]
+    for name in ("PRODCAT_S3__ACCESS_KEY", "AWS_ACCESS_KEY_ID"):
+        assert api[name] == "${PRODCAT_S3__READER_ACCESS_KEY}"
+    for name in ("PRODCAT_S3__SECRET_KEY", "AWS_SECRET_ACCESS_KEY"):
+        assert api[name] == "${PRODCAT_S3__READER_SECRET_KEY}"
+    init = SERVICES["minio-init"]
+    assert init["environment"]["READER_ACCESS_KEY"] == "${PRODCAT_S3__READER_ACCESS_KEY}"
+    script = init["command"][0]
+    assert 'mc admin user add prodcat "$$READER_ACCESS_KEY" "$$READER_SECRET_KEY"' in script
+    assert 'mc admin policy attach prodcat readonly --user "$$READER_ACCESS_KEY"' in script
+    assert SERVICES["airflow-scheduler"]["environment"]["AWS_ACCESS_KEY_ID"] == (
+        "${PRODCAT_S3__ACCESS_KEY}"
+    )

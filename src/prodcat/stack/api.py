@@ -9,6 +9,7 @@ from prodcat.stack.service import Service, StackPaths, http_ok, venv_bin
 def build_service(settings: Settings, paths: StackPaths, env: dict[str, str]) -> Service:
     cfg = settings.api
     command = [venv_bin("prodcat"), "serve"]
+    env = {**env, **build_reader_env(settings)}
     return Service(
         name="api",
         url=cfg.url,
@@ -20,3 +21,15 @@ def build_service(settings: Settings, paths: StackPaths, env: dict[str, str]) ->
         # Two workers import the ML stack while Airflow's first tasks start: slow on 2 busy cores.
         start_timeout=180,
     )
+
+
+def build_reader_env(settings: Settings) -> dict[str, str]:
+    """The API only reads objects, so its S3 keys are the read-only identity's."""
+    reader = settings.s3.as_reader()
+    access, secret = reader.access_key, reader.secret_key.get_secret_value()
+    return {
+        "AWS_ACCESS_KEY_ID": access,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "PRODCAT_S3__ACCESS_KEY": access,
+        "PRODCAT_S3__SECRET_KEY": secret,
+    }

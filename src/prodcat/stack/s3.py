@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from prodcat.config import Settings
+from prodcat.config import S3Settings, Settings
 from prodcat.stack.service import Service, StackPaths, http_ok, venv_bin
 from prodcat.storage import ensure_buckets
 
@@ -16,14 +16,11 @@ def build_service(settings: Settings, paths: StackPaths, env: dict[str, str]) ->
 
     def prepare() -> None:
         (state / "data").mkdir(parents=True, exist_ok=True)
-        identity = {
-            "name": "prodcat",
-            "credentials": [
-                {"accessKey": cfg.access_key, "secretKey": cfg.secret_key.get_secret_value()}
-            ],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }
-        identity_file.write_text(json.dumps({"identities": [identity]}))
+        identities = [
+            build_identity("prodcat", cfg, ["Admin", "Read", "Write", "List", "Tagging"]),
+            build_identity("prodcat-reader", cfg.as_reader(), ["Read", "List"]),
+        ]
+        identity_file.write_text(json.dumps({"identities": identities}))
         identity_file.chmod(0o600)
 
     command = [
@@ -52,3 +49,9 @@ def build_service(settings: Settings, paths: StackPaths, env: dict[str, str]) ->
         prepare=prepare,
         after_start=lambda: ensure_buckets(settings),
     )
+
+
+def build_identity(name: str, cfg: S3Settings, actions: list[str]) -> dict:
+    """One SeaweedFS identity: its keys and what it may do."""
+    keys = {"accessKey": cfg.access_key, "secretKey": cfg.secret_key.get_secret_value()}
+    return {"name": name, "credentials": [keys], "actions": actions}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import threading
 
@@ -9,7 +10,9 @@ from fastapi.testclient import TestClient
 
 from prodcat.config import get_settings
 from prodcat.serving.app import create_app
-from prodcat.serving.model_store import LoadedModel
+from prodcat.serving.model_store import LoadedModel, ModelUnavailable
+from prodcat.serving.reloader import ModelReloader
+from prodcat.serving.state import ModelState
 
 from ..models import wait_until
 from .conftest import settings_without_log
@@ -122,3 +125,63 @@ def test_the_model_is_hidden_from_the_collector_and_a_swapped_out_one_is_freed(s
         gc.collect()
         assert old_pipeline() is None  # neither the batcher nor the frozen heap keeps it
         assert client.post("/predict/", json={"title": "console"}).json()["model_version"] == "8"
+
+
+class RefusingRegistry:
+    """The alias names `version`; version 8's files fail their digest, so a load of it
+    serves the local copy (the last version that served) and says it refused 8. Counts
+    the loads."""
+
+    def __init__(self, good: LoadedModel):
+        self.good, self.version, self.loads, self.copy = good, "8", 0, good.version
+
+    def probe(self, settings) -> str:
+        return self.version
+
+    def load(self, settings) -> LoadedModel:
+        self.loads += 1
+        if self.version == "8":
+            refused = "version 8 refused"
+            return LoadedModel(self.good.model, self.copy, "local-copy", {}, refused, "8")
+        self.copy = self.version
+        return LoadedModel(self.good.model, self.version, "registry")
+
+
+def test_a_refused_champion_is_fetched_again_only_when_the_alias_moves_or_on_demand(small_model):
+    registry = RefusingRegistry(small_model)
+    state = ModelState("m", current=small_model)
+    reloader = ModelReloader(state, settings_without_log(), registry.load, registry.probe)
+
+    async def polls() -> list[tuple[bool, int]]:
+        seen = []
+        for force, version in [(False, "8"), (False, "8"), (False, "8"), (True, "8"),
+                               (False, "9"), (False, "8")]:  # fmt: skip
+            registry.version = version
+            swapped = await reloader.reload_if_changed(force=force)
+            seen.append((swapped, registry.loads, state.current.version))
+        reloader.stop()
+        return seen
+
+    assert asyncio.run(polls()) == [
+        (False, 1, "7"),  # refused: the copy of 7 keeps serving
+        (False, 1, "7"),  # polls skip the refused version: no download
+        (False, 1, "7"),
+        (False, 2, "7"),  # /admin/reload asks again
+        (True, 3, "9"),  # the alias moved on
+        (False, 4, "9"),  # back to 8: a new move, tried once more
+    ]
+    assert state.detail == "version 8 refused" and reloader.refused == "8"
+
+
+def test_a_refused_champion_with_no_copy_to_serve_is_not_fetched_on_every_poll(small_model):
+    loads = []
+
+    def refuse(settings) -> LoadedModel:
+        loads.append(1)
+        raise ModelUnavailable("version 8 refused; and there is no local copy", refused="8")
+
+    state = ModelState("m")
+    reloader = ModelReloader(state, settings_without_log(), refuse, lambda settings: "8")
+    for _ in range(3):
+        assert asyncio.run(reloader.reload_if_changed()) is False
+    assert len(loads) == 1 and state.current is None

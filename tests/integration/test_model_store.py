@@ -66,6 +66,7 @@ def test_a_model_the_api_cannot_serve_never_becomes_the_local_copy(store):
 
     served = load_champion(settings)  # refused from the registry: the last good copy serves
     assert (served.version, served.source) == (versions[0], "local-copy")
+    assert served.refused == str(info.registered_model_version)  # polls will not fetch it again
     assert pointer(settings)["version"] == versions[0]
 
 
@@ -78,6 +79,7 @@ def test_registry_reachable_but_s3_stopped_leaves_no_partial_download(stack, sto
     try:
         served = load_champion(settings)  # the download fails: the old copy serves
         assert (served.version, served.source) == (versions[0], "local-copy")
+        assert served.refused is None  # an outage refuses nothing: the next poll tries again
     finally:
         stack.up(["s3"])
     folder = local_copy_dir(settings)
@@ -108,6 +110,7 @@ def test_a_tampered_artifact_is_refused_everywhere_and_ready_says_why(store, tmp
     served = load_champion(settings)
     assert (served.version, served.source) == (good, "local-copy")
     assert f"version {target} refused: its files' SHA-256" in served.note
+    assert served.refused == target
     assert not any(p.name.startswith(f"{target}-") for p in local_copy_dir(settings).iterdir())
     with TestClient(create_app(settings, poll=False)) as api:
         ready = api.get("/ready").json()

@@ -27,6 +27,20 @@ STALE_DOWNLOAD_SECONDS = 3600  # no download of a model takes this long
 class ModelUnavailable(RuntimeError):
     """Neither the registry nor the local copy has a model to serve."""
 
+    def __init__(self, message: str, refused: str | None = None):
+        super().__init__(message)
+        self.refused = refused  # the champion version refused on the way, if any
+
+
+class ChampionRefused(RuntimeError):
+    """The champion's files were fetched but are not a model we may serve: their digest
+    differs from the registered one, or the API cannot use the model. A property of the
+    version, not an outage: trying it again gives the same answer."""
+
+    def __init__(self, version: str, reason: Exception):
+        super().__init__(str(reason))
+        self.version = version
+
 
 @dataclass
 class LoadedModel:
@@ -35,6 +49,7 @@ class LoadedModel:
     source: str  # "registry" or "local-copy"
     metadata: dict[str, Any] = field(default_factory=dict)
     note: str | None = None  # why this is not the registry's champion, for /ready
+    refused: str | None = None  # the champion version this load refused, if any
 
     def __post_init__(self) -> None:
         _ = self.cleaner  # refuse a model the API cannot clean for at load, not per request
@@ -116,15 +131,16 @@ def _load_from_registry(settings: Settings) -> LoadedModel:
     target = fetch_copy(settings, version)
     try:
         verify_model_dir(target, version)
-    except ModelIntegrityError:
+        model = mlflow.sklearn.load_model(str(target))
+        loaded = LoadedModel(model, version.version, "registry")
+    except (ModelIntegrityError, TypeError) as error:
         shutil.rmtree(target, ignore_errors=True)  # fetched afresh once the store is repaired
-        raise
+        raise ChampionRefused(version.version, error) from error
     metadata = {"tags": dict(version.tags), "run_id": version.run_id,
                 "created": version.creation_timestamp}  # fmt: skip
     metadata["metrics"] = dict(get_client(settings).get_run(version.run_id).data.metrics)
+    loaded.metadata = metadata
     # Loaded and accepted before the pointer moves: the local copy is always one that served.
-    loaded = LoadedModel(mlflow.sklearn.load_model(str(target)), version.version, "registry",
-                         metadata)  # fmt: skip
     _write_pointer(target, version.version, metadata)
     prune_copies(target.parent, settings.api.model_copies, target)
     log.info("loaded %s version %s from the registry", settings.mlflow.model_name, version.version)
@@ -191,10 +207,14 @@ def _load_local_copy(settings: Settings, because: Exception) -> LoadedModel:
     import mlflow.sklearn
 
     pointer = local_copy_dir(settings) / "current.json"
+    refused = because.version if isinstance(because, ChampionRefused) else None
     if not pointer.exists():
-        raise ModelUnavailable(f"{because}; and there is no local copy to fall back on")
+        raise ModelUnavailable(
+            f"{because}; and there is no local copy to fall back on", refused=refused
+        )
     current = json.loads(pointer.read_text())
     model = mlflow.sklearn.load_model(str(local_copy_dir(settings) / current["path"]))
     log.warning("serving the local copy of version %s", current["version"])
     note = f"serving the local copy of version {current['version']}: {because}"
-    return LoadedModel(model, current["version"], "local-copy", current.get("metadata", {}), note)
+    metadata = current.get("metadata", {})
+    return LoadedModel(model, current["version"], "local-copy", metadata, note, refused)

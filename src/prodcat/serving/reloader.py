@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from prodcat.config import Settings
 from prodcat.serving import metrics
-from prodcat.serving.model_store import LoadedModel, freeze_heap
+from prodcat.serving.model_store import LoadedModel, ModelUnavailable, freeze_heap
 from prodcat.serving.state import ModelState
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,9 @@ class ModelReloader:
         self.state, self.settings, self.loader, self.probe = state, settings, loader, probe
         self._lock = asyncio.Lock()
         self._freeze: asyncio.Task | None = None
+        # A refused champion is not fetched again on every poll, only when the alias moves
+        # or on POST /admin/reload (force), e.g. once its files are repaired.
+        self.refused: str | None = None
 
     async def run_forever(self) -> None:
         """Poll every reload_interval_seconds until cancelled."""
@@ -53,13 +56,17 @@ class ModelReloader:
             try:
                 wanted = await asyncio.to_thread(self.probe, self.settings)
                 current = self.state.current
-                if wanted is None or (not force and current and current.version == wanted):
+                known = wanted in (self.refused, current.version if current else None)
+                if wanted is None or (known and not force):
                     return False
                 loaded = await asyncio.to_thread(self.loader, self.settings)
             except Exception as error:  # keep serving the model we have
+                if isinstance(error, ModelUnavailable):  # from the loader, not the probe
+                    self.note_refusal(error.refused)
                 metrics.RELOAD_FAILURES.inc()
                 log.warning("model reload failed, still serving the current model: %s", error)
                 return False
+            self.note_refusal(loaded.refused)
             if current and loaded.source != "registry" and loaded.version == current.version:
                 metrics.RELOAD_FAILURES.inc()  # the champion was refused: nothing to swap
                 self.state.detail = loaded.note
@@ -81,6 +88,13 @@ class ModelReloader:
                 self._freeze.cancel()
             self._freeze = asyncio.create_task(self._freeze_later())
             return True
+
+    def note_refusal(self, version: str | None) -> None:
+        """Remember the champion version the last load refused (None: it refused none)."""
+        if version is not None and version != self.refused:
+            log.warning("version %s refused; polls skip it until the champion alias moves "
+                        "or POST /admin/reload asks again", version)  # fmt: skip
+        self.refused = version
 
     def stop(self) -> None:
         """Cancel the pending freeze, if any (at shutdown)."""

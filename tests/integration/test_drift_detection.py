@@ -200,6 +200,13 @@ def test_old_predictions_are_purged_in_batches_and_recent_ones_kept(drift_env):
             "'h' from generate_series(1, 25000)",
             (now.subtract(days=settings.api.log_retention_days + 1),),
         )
+        # Recent rows of its own: whatever ran before (in random order), some must be kept.
+        conn.exec_driver_sql(
+            "insert into prediction_log (predicted_at, model_version, category_code, confidence,"
+            " title_chars, description_chars, input_hash) select %s, 'recent', '10', 0.5, 1, 0, "
+            "'h' from generate_series(1, 7)",
+            (now.subtract(days=1),),
+        )
         kept = conn.exec_driver_sql("select count(*) from prediction_log").scalar_one() - 25000
     assert purge_prediction_log(now, settings) == 25000
     assert logged_since(settings, now.subtract(years=10)) == kept > 0

@@ -275,6 +275,14 @@ def test_backlog_counts_rows_after_a_snapshot(designations):
     assert count_backlog(second.batch_id, designations) == 0
 
 
+def test_a_champion_trained_before_a_reset_sees_the_batches_loaded_after_it(designations):
+    before = ingest_next_batch("before-reset", settings=designations)  # the champion's snapshot
+    reset_data(confirm=True, settings=designations)
+    after = ingest_next_batch("after-reset", settings=designations)
+    assert after.batch_id > before.batch_id  # batch ids keep counting across the reset
+    assert count_backlog(before.batch_id, designations) == after.rows_accepted > 0
+
+
 def test_the_first_ingestion_of_an_empty_dataset_holds_out_the_evaluation_set_first(settings):
     s = with_data(settings, raw_dir=SHARED, dataset="rakuten-designations", batch_size=2000,
                   eval_size=1000)  # fmt: skip

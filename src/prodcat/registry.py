@@ -108,17 +108,29 @@ class GateDecision:
     champion_f1: float | None
     promote: bool
     reason: str
+    challenger_ece: float | None = None
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
 
 
 def decide(
-    challenger_f1: float, champion_f1: float | None, min_delta: float, floor: float
+    challenger_f1: float,
+    champion_f1: float | None,
+    min_delta: float,
+    floor: float,
+    challenger_ece: float | None = None,
+    max_ece: float = 1.0,
 ) -> tuple[bool, str]:
-    """The gate's rule, on its own: beat the floor, and the champion by at least min_delta."""
+    """The gate's rule, on its own: beat the floor, be calibrated within max_ece, and beat the
+    champion by at least min_delta."""
     if challenger_f1 < floor:
         return False, f"challenger F1 {challenger_f1:.4f} is below the floor {floor:.4f}"
+    if challenger_ece is not None and challenger_ece > max_ece:
+        return False, (
+            f"challenger ECE {challenger_ece:.4f} exceeds the maximum {max_ece:.4f}: "
+            "its confidence cannot be trusted"
+        )
     if champion_f1 is None:
         return True, f"no champion yet; challenger F1 {challenger_f1:.4f} clears the floor"
     if challenger_f1 >= champion_f1 + min_delta:
@@ -138,21 +150,26 @@ def gate_challenger(version: str, dataset: str, settings: Settings | None = None
     X, y = load_evaluation_set(settings, dataset)
     if X.empty:
         raise ValueError(f"dataset {dataset} has no evaluation set; run reset_data first")
-    challenger_f1 = evaluate_model(load_version(version, settings), X, y).metrics["f1_weighted"]
+    scores = evaluate_model(load_version(version, settings), X, y).metrics
+    challenger_f1, challenger_ece = scores["f1_weighted"], scores.get("ece")
     champion = get_champion(settings)
     champion_f1 = None
     if champion is not None and champion.version != version:
         model = load_version(champion.version, settings)
         champion_f1 = evaluate_model(model, X, y).metrics["f1_weighted"]
-    promote, reason = decide(
-        challenger_f1, champion_f1, settings.training.min_delta, settings.training.f1_floor
-    )
-    decision = GateDecision(
-        version, champion.version if champion else None, challenger_f1, champion_f1, promote, reason
-    )
+    training = settings.training
+    promote, reason = decide(challenger_f1, champion_f1, training.min_delta, training.f1_floor,
+                             challenger_ece, training.max_ece)  # fmt: skip
+    decision = GateDecision(version, champion.version if champion else None, challenger_f1,
+                            champion_f1, promote, reason, challenger_ece)  # fmt: skip
     _tag_decision(decision, settings)
     log.info("gate for version %s: %s (%s)", version, "promote" if promote else "refuse", reason)
     return decision
+
+
+def format_score(value: float | None) -> str:
+    """A score as a tag value: six decimals, or empty when there is none."""
+    return "" if value is None else f"{value:.6f}"
 
 
 def _tag_decision(decision: GateDecision, settings: Settings) -> None:
@@ -161,8 +178,9 @@ def _tag_decision(decision: GateDecision, settings: Settings) -> None:
     tags = {
         "gate.decision": verdict,
         "gate.reason": decision.reason,
-        "gate.challenger_f1": f"{decision.challenger_f1:.6f}",
-        "gate.champion_f1": "" if decision.champion_f1 is None else f"{decision.champion_f1:.6f}",
+        "gate.challenger_f1": format_score(decision.challenger_f1),
+        "gate.champion_f1": format_score(decision.champion_f1),
+        "gate.challenger_ece": format_score(decision.challenger_ece),
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, decision.challenger, key, value)

@@ -25,7 +25,7 @@ from prodcat.data.training_set import (
     load_evaluation_set,
     load_products,
 )
-from prodcat.evaluate import evaluate_model, plot_confusion
+from prodcat.evaluate import evaluate_model, plot_confusion, plot_reliability
 from prodcat.integrity import tag_artifact_digest
 from prodcat.metrics import incr_metric, record_timing, set_gauge
 from prodcat.registry import (
@@ -259,7 +259,8 @@ def _snapshot(data: pd.DataFrame) -> dict[str, str]:
 def evaluate_challenger(
     run_id: str, version: str, settings: Settings | None = None
 ) -> dict[str, float]:
-    """Score a version on the evaluation set and log metrics, report and confusion matrix."""
+    """Score a version on the evaluation set and log its metrics (F1, ECE), the report, the
+    confusion matrix and the reliability diagram."""
     import mlflow
 
     settings = settings or get_settings()
@@ -276,6 +277,10 @@ def evaluate_challenger(
         mlflow.log_metrics({f"eval_{k}": v for k, v in evaluation.metrics.items()})
         mlflow.log_dict(evaluation.report, "evaluation/classification_report.json")
         mlflow.log_figure(plot_confusion(evaluation), "evaluation/confusion_matrix.png")
+        if evaluation.calibration is not None:
+            mlflow.log_dict(asdict(evaluation.calibration), "evaluation/reliability.json")
+            mlflow.log_figure(plot_reliability(evaluation.calibration),
+                              "evaluation/reliability_diagram.png")  # fmt: skip
     set_gauge("train.challenger_f1", evaluation.metrics["f1_weighted"])
     set_gauge(f"train.eval_f1.{version}", evaluation.metrics["f1_weighted"])
     log.info("version %s on the evaluation set: %s", version, evaluation.metrics)

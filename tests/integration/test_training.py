@@ -97,15 +97,28 @@ def test_the_first_run_promotes_because_there_is_no_champion(trained):
 def test_the_run_logs_metrics_search_results_snapshot_and_confusion_matrix(trained):
     client = get_client()
     run = client.get_run(trained["first"]["run_id"])
-    for key in ("eval_f1_weighted", "eval_f1_macro", "eval_accuracy", "cv_f1_weighted",
-                "training_seconds"):  # fmt: skip
+    for key in ("eval_f1_weighted", "eval_f1_macro", "eval_accuracy", "eval_ece",
+                "cv_f1_weighted", "training_seconds"):  # fmt: skip
         assert key in run.data.metrics
     assert (
         run.data.tags["snapshot.row_count"] == str(int(run.data.tags["snapshot.row_count"]))
         and int(run.data.tags["snapshot.row_count"]) > 3000
     )
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
-    assert {"evaluation/confusion_matrix.png", "evaluation/classification_report.json"} <= artifacts
+    assert {
+        "evaluation/confusion_matrix.png",
+        "evaluation/classification_report.json",
+        "evaluation/reliability.json",
+        "evaluation/reliability_diagram.png",
+    } <= artifacts
+    reliability = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/evaluation/reliability.json")
+    assert reliability["ece"] == pytest.approx(run.data.metrics["eval_ece"])
+    report = mlflow.artifacts.load_dict(
+        f"runs:/{run.info.run_id}/evaluation/classification_report.json"
+    )
+    assert (
+        sum(b["count"] for b in reliability["bins"]) == report["weighted avg"]["support"]
+    )  # every row
     cv = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/search/cv_results.json")
     assert {c["candidate"] for c in cv["candidates"]} >= {"linear_svc", "complement_nb"}
 
@@ -139,6 +152,17 @@ def test_a_worse_challenger_is_refused_with_the_reason_tagged(first_is_champion,
     tags = get_client().get_model_version(get_settings().mlflow.model_name, bad["version"]).tags
     assert tags["gate.decision"] == "refused"
     assert "below the floor" in tags["gate.reason"] or "does not beat" in tags["gate.reason"]
+
+
+def test_a_challenger_whose_confidence_is_off_is_refused_with_its_ece_tagged(first_is_champion):
+    with training_settings(max_ece="0.0"):  # no real model is perfectly calibrated
+        decision = gate_version(first_is_champion)
+    assert not decision["promote"] and "ECE" in decision["reason"]
+    assert 0 < decision["challenger_ece"] < 1
+    tags = get_client().get_model_version(get_settings().mlflow.model_name, first_is_champion).tags
+    assert tags["gate.decision"] == "refused"
+    assert float(tags["gate.challenger_ece"]) == pytest.approx(decision["challenger_ece"], abs=1e-6)
+    assert get_alias_version(CHAMPION).version == first_is_champion
 
 
 def prodcat(*args: str) -> subprocess.CompletedProcess:

@@ -87,3 +87,34 @@ def test_a_champion_scoring_zero_is_still_compared():
     # 0.0 is falsy: a champion F1 of zero must not read as "no champion".
     promote, reason = decide(0.6, 0.0, 0.002, FLOOR)
     assert promote is True and "beats champion 0.0000" in reason
+
+
+MAX_ECE = 0.0625  # a power of two: at, below and above it are exact doubles
+
+
+@pytest.mark.parametrize(
+    ("ece", "promote"),
+    [(None, True), (0.0, True), (MAX_ECE, True), (above(MAX_ECE), False), (0.5, False)],
+)
+def test_a_challenger_whose_confidence_is_off_by_more_than_max_ece_is_refused(ece, promote):
+    decision, reason = decide(0.95, 0.75, DELTA, FLOOR, challenger_ece=ece, max_ece=MAX_ECE)
+    assert decision is promote
+    assert ("ECE" in reason) is not promote
+
+
+def test_a_refusal_for_calibration_says_by_how_much_and_why_it_matters():
+    promote, reason = decide(0.95, 0.75, DELTA, FLOOR, challenger_ece=0.5, max_ece=MAX_ECE)
+    assert (promote, reason) == (
+        False,
+        "challenger ECE 0.5000 exceeds the maximum 0.0625: its confidence cannot be trusted",
+    )
+
+
+def test_the_floor_is_checked_before_calibration():
+    promote, reason = decide(0.4, None, DELTA, FLOOR, challenger_ece=0.9, max_ece=MAX_ECE)
+    assert not promote and "below the floor" in reason
+
+
+def test_a_calibrated_challenger_must_still_beat_the_champion():
+    promote, reason = decide(0.76, 0.75, DELTA, FLOOR, challenger_ece=0.0, max_ece=MAX_ECE)
+    assert not promote and "does not beat champion" in reason

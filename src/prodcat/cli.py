@@ -26,6 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("service", nargs="?")
     logs.add_argument("-n", "--lines", type=int, default=40)
 
+    mlflow = commands.add_parser("mlflow", help="MLflow's users")
+    mlflow.add_subparsers(dest="action", required=True).add_parser(
+        "add-reader", help="create the API's read-only user, or reset its password"
+    )
+
     db = commands.add_parser("db", help="app database")
     db.add_subparsers(dest="action", required=True).add_parser("upgrade", help="apply migrations")
 
@@ -155,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_models(args)
     if args.command == "drift":
         return run_drift(args)
+    if args.command == "mlflow":  # compose's mlflow-init; `stack up` does it natively
+        from prodcat.registry import ensure_reader_user
+
+        settings = get_settings()
+        print(f"MLflow user {settings.mlflow.reader_user}: {ensure_reader_user(settings)}")
+        return 0
     return run_data(args)
 
 

@@ -88,6 +88,11 @@ class MlflowSettings(BaseModel):
     admin_user: str = "admin"
     admin_password: SecretStr = SecretStr(f"{PLACEHOLDER}-mlflow")  # a placeholder too
     flask_secret_key: SecretStr = SecretStr(PLACEHOLDER)  # CSRF protection of its forms
+    # The API only reads the registry: it signs in as this user, who may read every model
+    # (default_permission = READ) but write none. `stack up` and compose's mlflow-init make it.
+    reader_user: str = "prodcat-reader"
+    reader_password: SecretStr = SecretStr(f"{PLACEHOLDER}-mlflow-reader")
+    sign_in_as: Literal["admin", "reader"] = "admin"
     experiment: str = "prodcat"
     model_name: str = "prodcat-classifier"
 
@@ -262,8 +267,9 @@ class Settings(BaseSettings):
                 f"placeholder secrets are only allowed when PRODCAT_ENVIRONMENT=dev; "
                 f"set real values for: {', '.join(bad)}"
             )
-        if len(self.mlflow.admin_password.get_secret_value()) < 12:
-            raise ValueError("mlflow.admin_password needs at least 12 characters (MLflow's rule)")
+        for name in ("admin_password", "reader_password"):
+            if len(getattr(self.mlflow, name).get_secret_value()) < 12:
+                raise ValueError(f"mlflow.{name} needs at least 12 characters (MLflow's rule)")
         return self
 
 

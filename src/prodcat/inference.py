@@ -99,6 +99,41 @@ def fit_temperature(proba: np.ndarray, classes: np.ndarray, y) -> float:
     return float(minimize_scalar(log_loss, bounds=(0.05, 5.0), method="bounded").x)
 
 
+class TemperatureScaled(ClassifierMixin, BaseEstimator):
+    """A fitted classifier whose probabilities are sharpened by one temperature: for the
+    winners that are not a compacted LinearSVC ensemble (which carries its own)."""
+
+    def __init__(self, estimator=None, temperature=1.0):
+        self.estimator = estimator
+        self.temperature = temperature
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.estimator.classes_
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self.estimator, "classes_")
+
+    def fit(self, X, y=None) -> TemperatureScaled:
+        raise NotImplementedError("wraps a fitted classifier, not fitted")
+
+    def predict_proba(self, X) -> np.ndarray:
+        return sharpen(self.estimator.predict_proba(X), self.temperature)
+
+    def predict(self, X) -> np.ndarray:
+        return self.estimator.predict(X)
+
+
+def apply_temperature(pipeline: Pipeline, temperature: float) -> Pipeline:
+    """Scale the pipeline's probabilities by temperature, inside the model that is logged."""
+    name, classifier = pipeline.steps[-1]
+    if isinstance(classifier, CalibratedLinearEnsemble):
+        classifier.temperature = temperature
+    else:
+        pipeline.steps[-1] = (name, TemperatureScaled(classifier, temperature))
+    return pipeline
+
+
 def compact_calibrated(model: CalibratedClassifierCV) -> CalibratedLinearEnsemble | None:
     """The stacked equivalent of a sigmoid-calibrated linear ensemble; None if not one."""
     members = getattr(model, "calibrated_classifiers_", None)

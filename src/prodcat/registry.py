@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 import mlflow
+import requests
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -35,10 +36,30 @@ def use_mlflow(settings: Settings | None = None) -> str:
     MLflow reads the basic-auth credentials from the environment on every request, so they
     are put there (never in the URI, which MLflow prints in its links)."""
     cfg = (settings or get_settings()).mlflow
-    os.environ["MLFLOW_TRACKING_USERNAME"] = cfg.admin_user
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = cfg.admin_password.get_secret_value()
+    reader = cfg.sign_in_as == "reader"
+    password = cfg.reader_password if reader else cfg.admin_password
+    os.environ["MLFLOW_TRACKING_USERNAME"] = cfg.reader_user if reader else cfg.admin_user
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = password.get_secret_value()
     mlflow.set_tracking_uri(cfg.tracking_uri)
     return cfg.tracking_uri
+
+
+def ensure_reader_user(settings: Settings) -> str:
+    """Create the read-only user the API signs in as, or reset its password to the setting;
+    returns "created" or "updated". Signed in as the admin; safe to run on every start.
+    (requests, not httpx: the API image, where compose's mlflow-init runs it, has only it.)"""
+    cfg = settings.mlflow
+    admin = (cfg.admin_user, cfg.admin_password.get_secret_value())
+    body = {"username": cfg.reader_user, "password": cfg.reader_password.get_secret_value()}
+    users = f"{cfg.tracking_uri}/api/2.0/mlflow/users"
+    created = requests.post(f"{users}/create", json=body, auth=admin, timeout=30)
+    if created.ok:
+        log.info("MLflow user %s created (read-only)", cfg.reader_user)
+        return "created"
+    if "RESOURCE_ALREADY_EXISTS" not in created.text:
+        created.raise_for_status()
+    requests.patch(f"{users}/update-password", json=body, auth=admin, timeout=30).raise_for_status()
+    return "updated"
 
 
 def get_client(settings: Settings | None = None) -> MlflowClient:
@@ -126,7 +147,7 @@ def decide(
     champion by at least min_delta."""
     if challenger_f1 < floor:
         return False, f"challenger F1 {challenger_f1:.4f} is below the floor {floor:.4f}"
-    if challenger_ece is not None and challenger_ece > max_ece:
+    if challenger_ece is not None and not challenger_ece <= max_ece:  # NaN is refused too
         return False, (
             f"challenger ECE {challenger_ece:.4f} exceeds the maximum {max_ece:.4f}: "
             "its confidence cannot be trusted"

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from prodcat.config import get_settings
 from prodcat.serving.app import create_app
 from prodcat.serving.model_store import LoadedModel, ModelUnavailable
-from prodcat.serving.reloader import ModelReloader
+from prodcat.serving.reloader import REFUSED_RETRY_POLLS, ModelReloader
 from prodcat.serving.state import ModelState
 
 from ..models import wait_until
@@ -170,7 +170,35 @@ def test_a_refused_champion_is_fetched_again_only_when_the_alias_moves_or_on_dem
         (True, 3, "9"),  # the alias moved on
         (False, 4, "9"),  # back to 8: a new move, tried once more
     ]
-    assert state.detail == "version 8 refused" and reloader.refused == "8"
+    assert state.detail == "version 8 refused" and state.refused == "8"
+
+
+def test_a_refused_champion_is_tried_again_every_so_many_polls(small_model):
+    registry = RefusingRegistry(small_model)
+    state = ModelState("m", current=small_model)
+    reloader = ModelReloader(state, settings_without_log(), registry.load, registry.probe)
+
+    async def poll(times: int) -> int:
+        for _ in range(times):
+            await reloader.reload_if_changed()
+        return registry.loads
+
+    assert asyncio.run(poll(1)) == 1  # refused
+    assert asyncio.run(poll(REFUSED_RETRY_POLLS - 1)) == 1  # skipped
+    assert asyncio.run(poll(1)) == 2  # tried again: its files may have been repaired
+    registry.version, registry.copy = "10", "7"  # repaired under a new version: served
+    assert asyncio.run(poll(1)) == 3 and state.current.version == "10"
+
+
+def test_a_refusal_at_start_is_remembered_by_the_first_poll(small_model):
+    registry = RefusingRegistry(small_model)
+    app = create_app(settings_without_log(), loader=registry.load, probe=registry.probe,
+                     poll=False)  # fmt: skip
+    with TestClient(app) as client:
+        assert registry.loads == 1 and app.state.models.refused == "8"
+        assert asyncio.run(app.state.reloader.reload_if_changed()) is False
+        assert registry.loads == 1  # not downloaded again
+        assert "version 8 refused" in client.get("/ready").json()["detail"]
 
 
 def test_a_refused_champion_with_no_copy_to_serve_is_not_fetched_on_every_poll(small_model):

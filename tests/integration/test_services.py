@@ -15,7 +15,7 @@ import psycopg2
 import pytest
 from minio.error import S3Error
 
-from prodcat.registry import get_client, use_mlflow
+from prodcat.registry import ensure_reader_user, get_client, use_mlflow
 from prodcat.stack import airflow as airflow_stack
 from prodcat.stack.process import wait_until
 from prodcat.storage import get_s3_client
@@ -85,6 +85,34 @@ def test_the_api_reads_s3_with_keys_that_cannot_write(stack, settings):
     assert environ["AWS_ACCESS_KEY_ID"] == settings.s3.reader_access_key
     assert environ["PRODCAT_S3__ACCESS_KEY"] == settings.s3.reader_access_key
     assert environ["PRODCAT_S3__SECRET_KEY"] == settings.s3.reader_secret_key.get_secret_value()
+
+
+def test_the_api_signs_in_to_mlflow_as_a_user_who_can_read_but_not_write(stack, settings):
+    cfg, name = settings.mlflow, f"probe-{uuid.uuid4().hex[:8]}"
+    api = f"{cfg.tracking_uri}/api/2.0/mlflow"
+    admin = (cfg.admin_user, cfg.admin_password.get_secret_value())
+    reader = (cfg.reader_user, cfg.reader_password.get_secret_value())
+    httpx.post(
+        f"{api}/registered-models/create", json={"name": name}, auth=admin
+    ).raise_for_status()
+    found = httpx.get(f"{api}/registered-models/get", params={"name": name}, auth=reader)
+    assert found.status_code == 200 and found.json()["registered_model"]["name"] == name
+    tag = {"name": name, "key": "artifact.sha256", "value": "forged"}
+    assert httpx.post(f"{api}/registered-models/set-tag", json=tag, auth=reader).status_code == 403
+    # No new version of a model it did not create, and no alias moves (it may create models
+    # of its own, as any signed-in MLflow user may: serving loads only PRODCAT_MLFLOW__MODEL_NAME).
+    version = {"name": name, "source": "mlflow-artifacts:/0/forged", "run_id": ""}
+    assert httpx.post(f"{api}/model-versions/create", json=version, auth=reader).status_code == 403
+    alias = {"name": name, "alias": "champion", "version": "1"}
+    assert httpx.post(f"{api}/registered-models/alias", json=alias, auth=reader).status_code == 403
+    upload = f"{cfg.tracking_uri}/api/2.0/mlflow-artifacts/artifacts/0/forged/model.pkl"
+    assert httpx.put(upload, content=b"forged", auth=reader).status_code == 403
+    assert ensure_reader_user(settings) == "updated"  # `stack up` made it; again is harmless
+    api_pid = next(s.pid for s in stack.status() if s.name == "api")
+    environ = Path(f"/proc/{api_pid}/environ").read_text().split("\0")
+    assert f"MLFLOW_TRACKING_USERNAME={cfg.reader_user}" in environ
+    assert "PRODCAT_MLFLOW__SIGN_IN_AS=reader" in environ
+    httpx.delete(f"{api}/registered-models/delete", params={"name": name}, auth=admin)
 
 
 def test_mlflow_tracks_runs_in_postgres_and_artifacts_in_s3(settings, tmp_path, monkeypatch):

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from prodcat.evaluate import evaluate_model, measure_calibration
-from prodcat.inference import CalibratedLinearEnsemble, fit_temperature, sharpen
+from prodcat.inference import (
+    CalibratedLinearEnsemble,
+    TemperatureScaled,
+    apply_temperature,
+    fit_temperature,
+    sharpen,
+)
+from prodcat.train import build_pipeline, make_estimator
 
 from ..models import train_small_model
 
@@ -77,3 +84,19 @@ def test_an_ensemble_pickled_before_temperatures_existed_still_predicts_the_same
     restored = pickle.loads(pickle.dumps(model))
     assert restored.steps[-1][1].temperature == 1.0
     assert np.array_equal(restored.predict_proba(X), expected)
+
+
+def test_a_winner_of_any_kind_gets_its_temperature_inside_the_logged_model():
+    rows = pd.DataFrame({"title": [f"{w} {i}" for i in range(40) for w in ("livre", "console")],
+                         "description": [""] * 80})  # fmt: skip
+    labels = pd.Series(["10", "40"] * 40)
+    pipeline = build_pipeline(make_estimator("complement_nb"), {}, {"char_min_df": 1}).fit(
+        rows, labels
+    )
+    before, predicted = pipeline.predict_proba(rows), pipeline.predict(rows)
+    scaled = pickle.loads(pickle.dumps(apply_temperature(pipeline, 0.5)))
+    assert isinstance(scaled.steps[-1][1], TemperatureScaled)
+    assert np.allclose(scaled.predict_proba(rows), sharpen(before, 0.5))
+    assert (scaled.predict(rows) == predicted).all() and list(scaled.classes_) == ["10", "40"]
+    ensemble = apply_temperature(train_small_model(), 0.7).steps[-1][1]
+    assert isinstance(ensemble, CalibratedLinearEnsemble) and ensemble.temperature == 0.7

@@ -10,7 +10,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-ONE_SHOT = {"airflow-init", "minio-init"}
+ONE_SHOT = {"airflow-init", "minio-init", "mlflow-init"}
 
 
 def test_compose_file_matches_the_compose_spec():
@@ -72,7 +72,7 @@ def test_services_get_the_same_prodcat_settings_as_the_native_stack():
         env = SERVICES[name]["environment"]
         assert env["PRODCAT_POSTGRES__HOST"] == "postgres"
         assert set(k for k in env if k.startswith("PRODCAT_")) <= dotenv_keys | {
-            "PRODCAT_API__HOST", "PRODCAT_DATA__RAW_DIR",
+            "PRODCAT_API__HOST", "PRODCAT_DATA__RAW_DIR", "PRODCAT_MLFLOW__SIGN_IN_AS",
         }  # fmt: skip
 
 
@@ -104,4 +104,18 @@ def test_the_api_gets_the_read_only_s3_user_that_minio_init_creates():
     assert 'mc admin policy attach prodcat readonly --user "$$READER_ACCESS_KEY"' in script
     assert SERVICES["airflow-scheduler"]["environment"]["AWS_ACCESS_KEY_ID"] == (
         "${PRODCAT_S3__ACCESS_KEY}"
+    )
+
+
+def test_the_api_signs_in_to_mlflow_as_the_read_only_user_that_mlflow_init_makes():
+    api = SERVICES["api"]
+    assert api["environment"]["PRODCAT_MLFLOW__SIGN_IN_AS"] == "reader"
+    assert api["environment"]["MLFLOW_TRACKING_USERNAME"] == "${PRODCAT_MLFLOW__READER_USER}"
+    assert api["environment"]["MLFLOW_TRACKING_PASSWORD"] == "${PRODCAT_MLFLOW__READER_PASSWORD}"
+    assert api["depends_on"]["mlflow-init"]["condition"] == "service_completed_successfully"
+    init = SERVICES["mlflow-init"]
+    assert init["command"] == ["prodcat", "mlflow", "add-reader"]
+    assert init["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    assert SERVICES["airflow-scheduler"]["environment"]["MLFLOW_TRACKING_USERNAME"] == (
+        "${PRODCAT_MLFLOW__ADMIN_USER}"
     )

@@ -94,7 +94,14 @@ MAX_ECE = 0.0625  # a power of two: at, below and above it are exact doubles
 
 @pytest.mark.parametrize(
     ("ece", "promote"),
-    [(None, True), (0.0, True), (MAX_ECE, True), (above(MAX_ECE), False), (0.5, False)],
+    [
+        (None, True),
+        (0.0, True),
+        (MAX_ECE, True),
+        (above(MAX_ECE), False),
+        (0.5, False),
+        (math.nan, False),
+    ],
 )
 def test_a_challenger_whose_confidence_is_off_by_more_than_max_ece_is_refused(ece, promote):
     decision, reason = decide(0.95, 0.75, DELTA, FLOOR, challenger_ece=ece, max_ece=MAX_ECE)

@@ -83,10 +83,10 @@ def load_first_model(settings: Settings, loader: Callable[[Settings], LoadedMode
     state = ModelState(model_name=settings.mlflow.model_name)
     try:
         state.current = loader(settings)
-        state.detail = state.current.note
+        state.detail, state.refused = state.current.note, state.current.refused
         metrics.MODEL_INFO.labels(state.current.version, state.current.source).set(1)
     except ModelUnavailable as error:
-        state.detail = str(error)
+        state.detail, state.refused = str(error), error.refused
     except Exception as error:
         log.exception("could not load a model")
         state.detail = f"model loading failed: {error}"

@@ -17,6 +17,7 @@ from prodcat.serving.model_store import LoadedModel, ModelUnavailable, freeze_he
 from prodcat.serving.state import ModelState
 
 log = logging.getLogger(__name__)
+REFUSED_RETRY_POLLS = 20  # 10 minutes at the default 30 s interval
 
 
 def probe_champion_version(settings: Settings) -> str | None:
@@ -40,9 +41,7 @@ class ModelReloader:
         self.state, self.settings, self.loader, self.probe = state, settings, loader, probe
         self._lock = asyncio.Lock()
         self._freeze: asyncio.Task | None = None
-        # A refused champion is not fetched again on every poll, only when the alias moves
-        # or on POST /admin/reload (force), e.g. once its files are repaired.
-        self.refused: str | None = None
+        self._skipped = 0  # polls that skipped the refused version since it was last tried
 
     async def run_forever(self) -> None:
         """Poll every reload_interval_seconds until cancelled."""
@@ -56,8 +55,7 @@ class ModelReloader:
             try:
                 wanted = await asyncio.to_thread(self.probe, self.settings)
                 current = self.state.current
-                known = wanted in (self.refused, current.version if current else None)
-                if wanted is None or (known and not force):
+                if wanted is None or not (force or self.is_worth_loading(wanted)):
                     return False
                 loaded = await asyncio.to_thread(self.loader, self.settings)
             except Exception as error:  # keep serving the model we have
@@ -89,12 +87,25 @@ class ModelReloader:
             self._freeze = asyncio.create_task(self._freeze_later())
             return True
 
+    def is_worth_loading(self, wanted: str) -> bool:
+        """A version other than the one served; a refused one only every
+        REFUSED_RETRY_POLLS polls (its files may be repaired meanwhile, and each worker
+        keeps its own memory of refusals), not downloaded again on every poll."""
+        current = self.state.current
+        if current is not None and current.version == wanted:
+            return False
+        if wanted != self.state.refused:
+            return True
+        self._skipped += 1
+        return self._skipped % REFUSED_RETRY_POLLS == 0
+
     def note_refusal(self, version: str | None) -> None:
         """Remember the champion version the last load refused (None: it refused none)."""
-        if version is not None and version != self.refused:
-            log.warning("version %s refused; polls skip it until the champion alias moves "
-                        "or POST /admin/reload asks again", version)  # fmt: skip
-        self.refused = version
+        if version is not None and version != self.state.refused:
+            log.warning("version %s refused; retried every %d polls, when the alias moves, "
+                        "or on POST /admin/reload", version, REFUSED_RETRY_POLLS)  # fmt: skip
+            self._skipped = 0
+        self.state.refused = version
 
     def stop(self) -> None:
         """Cancel the pending freeze, if any (at shutdown)."""

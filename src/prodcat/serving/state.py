@@ -12,3 +12,4 @@ class ModelState:
     model_name: str
     current: LoadedModel | None = None
     detail: str | None = "no champion model has been loaded yet"
+    refused: str | None = None  # the champion version the last load refused, if any

@@ -24,7 +24,8 @@ def build_service(settings: Settings, paths: StackPaths, env: dict[str, str]) ->
 
 
 def build_reader_env(settings: Settings) -> dict[str, str]:
-    """The API only reads objects, so its S3 keys are the read-only identity's."""
+    """The API only reads: its S3 keys are the read-only identity's, and it signs in to
+    MLflow as the read-only user (MLflow serves the model files with its own keys)."""
     reader = settings.s3.as_reader()
     access, secret = reader.access_key, reader.secret_key.get_secret_value()
     return {
@@ -32,4 +33,7 @@ def build_reader_env(settings: Settings) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": secret,
         "PRODCAT_S3__ACCESS_KEY": access,
         "PRODCAT_S3__SECRET_KEY": secret,
+        "PRODCAT_MLFLOW__SIGN_IN_AS": "reader",
+        "MLFLOW_TRACKING_USERNAME": settings.mlflow.reader_user,
+        "MLFLOW_TRACKING_PASSWORD": settings.mlflow.reader_password.get_secret_value(),
     }

@@ -39,6 +39,7 @@ def build_service(settings: Settings, paths: StackPaths, env: dict[str, str]) ->
         ports=[cfg.port],
         start_timeout=180,
         prepare=lambda: write_auth_config(auth_config),
+        after_start=lambda: add_reader_user(settings),
     )
 
 
@@ -55,3 +56,11 @@ def write_auth_config(path: Path) -> None:
         "grant_default_workspace_access = false\n"
         "auth_cache_ttl_seconds = 60\n"
     )
+
+
+def add_reader_user(settings: Settings) -> None:
+    """The API's read-only user, once MLflow is up (MLflow's client is imported only now:
+    `stack status` stays quick)."""
+    from prodcat.registry import ensure_reader_user
+
+    ensure_reader_user(settings)

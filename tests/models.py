@@ -25,16 +25,18 @@ VOCABULARY = {
 }
 
 
-def train_small_model() -> Pipeline:
-    """The production pipeline (clean, TF-IDF, calibrated LinearSVC, compacted) on toy titles."""
+def train_small_model(candidate: str = "linear_svc") -> Pipeline:
+    """The production pipeline (clean, TF-IDF, calibrated LinearSVC, compacted) on toy titles;
+    candidate="xgboost" gives trees on an SVD of the same features instead."""
     rows, labels = [], []
     for code, words in VOCABULARY.items():
         tokens = words.split()
         for i in range(30):
             rows.append({"title": f"{tokens[i % 5]} {tokens[(i + 1) % 5]} {i}", "description": ""})
             labels.append(code)
-    pipeline = build_pipeline(make_estimator("linear_svc"), {"title_weight": 2},
-                              {"char_ngrams": (2, 4), "char_min_df": 1})  # fmt: skip
+    pipeline = build_pipeline(make_estimator(candidate), {"title_weight": 2},
+                              {"char_ngrams": (2, 4), "char_min_df": 1},
+                              reduce=10 if candidate == "xgboost" else None)  # fmt: skip
     pipeline = compact_pipeline(pipeline.fit(pd.DataFrame(rows), pd.Series(labels)))
     pipeline.category_names_ = {"10": "Livres", "40": "Jeux vidéo"}
     return pipeline

@@ -26,6 +26,7 @@ TAG = re.compile(r"<[^>]+>")
 # Numbers with their units or separators stay one token: 18/100, 24x32, 3.7v, 500ml.
 TOKEN = re.compile(r"\d+(?:[.,/x-]\d+)*[a-z]{0,3}|[a-z]+")
 STEM_LANGUAGES = {"fr": "french", "en": "english", "de": "german"}
+FAST_ANALYZERS = ("char", "char_wb")
 
 
 def strip_html(text: str) -> str:
@@ -35,14 +36,19 @@ def strip_html(text: str) -> str:
     return TAG.sub(" ", html.unescape(html.unescape(text)))
 
 
-def clean_text(text: str) -> str:
-    """Unescape HTML, strip tags, normalise unicode, fold accents and case."""
+def fold_text(text: str) -> str:
+    """Unescape HTML, strip tags, normalise unicode and fold accents; case is kept."""
     text = strip_html(text)
     if not text:
         return ""
     if not text.isascii():  # ASCII is its own NFKD form and has no combining marks
         text = unicodedata.normalize("NFKD", text).translate(_WITHOUT_COMBINING)
-    return text.lower()
+    return text
+
+
+def clean_text(text: str) -> str:
+    """Unescape HTML, strip tags, normalise unicode, fold accents and case."""
+    return fold_text(text).lower()
 
 
 class _CombiningMarks(dict):
@@ -74,10 +80,19 @@ def _stemmer(language: str):
 
 
 class ProductTextCleaner(BaseEstimator, TransformerMixin):
-    """(title, description) rows -> one cleaned document each, the title repeated for weight."""
+    """(title, description) rows -> one cleaned document each, the title repeated for weight.
 
-    def __init__(self, title_weight: int = 2):
+    With lowercase=False the documents keep their case: capitals carry signal (brands, model
+    codes), so a cased view reads them and the other views lowercase for themselves.
+    """
+
+    def __init__(self, title_weight: int = 2, lowercase: bool = True):
         self.title_weight = title_weight
+        self.lowercase = lowercase
+
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("lowercase", True)  # versions registered before the cased view
+        super().__setstate__(state)
 
     def fit(self, X, y=None) -> ProductTextCleaner:
         return self
@@ -88,10 +103,10 @@ class ProductTextCleaner(BaseEstimator, TransformerMixin):
                 for title, description in zip(titles, descriptions, strict=True)]  # fmt: skip
         return np.asarray(docs, dtype=object)
 
-    @staticmethod
-    def clean_fields(title: str, description: str) -> tuple[str, str]:
+    def clean_fields(self, title: str, description: str) -> tuple[str, str]:
         """Title and description cleaned, whitespace runs made single spaces."""
-        return " ".join(clean_text(title).split()), " ".join(clean_text(description).split())
+        clean = clean_text if self.lowercase else fold_text
+        return " ".join(clean(title).split()), " ".join(clean(description).split())
 
     def compose(self, title: str, description: str) -> str:
         """The document the vectorizers read, from cleaned fields."""
@@ -149,7 +164,7 @@ class WordTfidfVectorizer(TfidfVectorizer):
 
 
 class CharTfidfVectorizer(TfidfVectorizer):
-    """TfidfVectorizer(analyzer="char") whose transform counts n-grams with numpy.
+    """TfidfVectorizer(analyzer="char" or "char_wb") whose transform counts n-grams with numpy.
 
     sklearn builds a Python string per character n-gram (about 850 per title), which made
     this view most of inference time. Here every n-gram of a batch is hashed at once (a
@@ -172,12 +187,12 @@ class CharTfidfVectorizer(TfidfVectorizer):
         return result
 
     def transform(self, raw_documents):
-        if self.analyzer != "char" or not hasattr(self, "_table_ids"):
+        if self.analyzer not in FAST_ANALYZERS or not hasattr(self, "_table_ids"):
             return super().transform(raw_documents)
         return apply_tfidf(self._tfidf, self._count_ngrams(list(raw_documents)))
 
     def _index_vocabulary(self) -> None:
-        if self.analyzer != "char":
+        if self.analyzer not in FAST_ANALYZERS:
             return
         terms = list(self.vocabulary_)
         keys = np.empty(len(terms), dtype=np.uint64)
@@ -226,19 +241,41 @@ class CharTfidfVectorizer(TfidfVectorizer):
             active, slot = active[go_on], (slot[go_on] + 1) & mask
         return found
 
-    def _count_ngrams(self, docs: list[str]) -> sp.csr_matrix:
+    def _segments(self, docs: list[str]) -> tuple[list[str], np.ndarray]:
+        """The strings n-grams are read from, and the document each belongs to: the whole
+        documents for "char"; for "char_wb", each word padded with a space on either side."""
         preprocess = self.build_preprocessor()
         docs = [self._white_spaces.sub(" ", preprocess(d)) for d in docs]
-        lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
-        text = "".join(docs).encode("utf-32-le", "surrogatepass")
+        if self.analyzer == "char":
+            return docs, np.arange(len(docs), dtype=np.int64)
+        words = [[f" {w} " for w in d.split()] for d in docs]
+        counts = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+        return [w for ws in words for w in ws], np.repeat(np.arange(len(docs)), counts)
+
+    def _count_ngrams(self, docs: list[str]) -> sp.csr_matrix:
+        segments, segment_doc = self._segments(docs)
+        lengths = np.fromiter((len(s) for s in segments), dtype=np.int64, count=len(segments))
+        text = "".join(segments).encode("utf-32-le", "surrogatepass")
         codes = np.frombuffer(text, dtype=np.uint32).astype(np.uint64)
-        owner = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
+        owner = np.repeat(np.arange(len(segments), dtype=np.int64), lengths)
         keys, owners = [], []
-        for n in range(self.ngram_range[0], min(self.ngram_range[1], len(codes)) + 1):
+        low, high = self.ngram_range
+        for n in range(low, min(high, len(codes)) + 1):
             hashes = self._hash_windows(codes, n)
-            same_doc = owner[: len(hashes)] == owner[n - 1 :]
-            keys.append(hashes[same_doc])
-            owners.append(owner[: len(hashes)][same_doc])
+            same_segment = owner[: len(hashes)] == owner[n - 1 :]
+            keys.append(hashes[same_segment])
+            owners.append(segment_doc[owner[: len(hashes)][same_segment]])
+        if self.analyzer == "char_wb":  # sklearn counts a word shorter than low once, whole
+            starts = np.r_[0, np.cumsum(lengths)[:-1]]
+            for length in np.unique(lengths[(lengths < low) & (lengths > 0)]):
+                which = np.flatnonzero(lengths == length)
+                words = codes[(starts[which, None] + np.arange(length)).ravel()]
+                keys.append(self._hash_windows(words, int(length))[::length])
+                owners.append(segment_doc[which])
+        return self._count_matrix(keys, owners, len(docs))
+
+    def _count_matrix(self, keys: list, owners: list, n_docs: int) -> sp.csr_matrix:
+        """The document x vocabulary count matrix of n-gram keys and their documents."""
         n_cols = len(self.vocabulary_)
         if keys:
             columns, owners = self._lookup(np.concatenate(keys)), np.concatenate(owners)
@@ -248,8 +285,8 @@ class CharTfidfVectorizer(TfidfVectorizer):
         starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]]) if len(cells) else cells
         unique = cells[starts]
         counts = np.diff(np.r_[starts, len(cells)]).astype(self.dtype)
-        indptr = np.searchsorted(unique // n_cols, np.arange(len(docs) + 1))
-        return sp.csr_matrix((counts, unique % n_cols, indptr), shape=(len(docs), n_cols))
+        indptr = np.searchsorted(unique // n_cols, np.arange(n_docs + 1))
+        return sp.csr_matrix((counts, unique % n_cols, indptr), shape=(n_docs, n_cols))
 
 
 class TextViews(FeatureUnion):
@@ -291,18 +328,32 @@ def build_tfidf(
     max_char_features: int | None = 400_000,
     word_min_df: int = 1,
     char_min_df: int = 2,
+    cased_ngrams: tuple[int, int] | None = None,
+    cased_analyzer: str = "char_wb",
 ) -> FeatureUnion:
-    """Word n-grams (tokens, optional stopwords and stemming) and character n-grams, side by side.
+    """Word n-grams (tokens, optional stopwords and stemming) and character n-grams, side by
+    side, both lowercased; with cased_ngrams, a third view of character n-grams that keeps
+    case (it needs the cleaner's lowercase=False to see any).
 
-    The character view reads the cleaned text itself, punctuation included: it carries signal.
+    The character views read the cleaned text itself, punctuation included: it carries signal.
     """
     word = WordTfidfVectorizer(
         ngram_range=tuple(word_ngrams), min_df=word_min_df, sublinear_tf=True,
-        max_features=max_word_features, lowercase=False, token_pattern=None,
+        max_features=max_word_features, token_pattern=None,
         tokenizer=WordTokenizer(tuple(stopword_languages), stem_language),
     )  # fmt: skip
-    char = CharTfidfVectorizer(
-        analyzer=char_analyzer, ngram_range=tuple(char_ngrams), min_df=char_min_df,
-        sublinear_tf=True, max_features=max_char_features,
+    views = [("word", word), ("char", _char_view(char_analyzer, char_ngrams, char_min_df,
+                                                  max_char_features, lowercase=True))]  # fmt: skip
+    if cased_ngrams:
+        views.append(("cased", _char_view(cased_analyzer, cased_ngrams, char_min_df,
+                                          max_char_features, lowercase=False)))  # fmt: skip
+    return TextViews(views)
+
+
+def _char_view(
+    analyzer: str, ngrams: tuple[int, int], min_df: int, max_features: int | None, lowercase: bool
+) -> CharTfidfVectorizer:
+    return CharTfidfVectorizer(
+        analyzer=analyzer, ngram_range=tuple(ngrams), min_df=min_df, sublinear_tf=True,
+        max_features=max_features, lowercase=lowercase,
     )  # fmt: skip
-    return TextViews([("word", word), ("char", char)])

@@ -88,3 +88,42 @@ def test_non_json_and_non_utf8_bodies_get_422(client):
 def test_top_k_over_the_limit_is_refused(client):
     response = client.post("/predict/?top_k=11", json={"title": "a"})
     assert response.status_code == 422 and "top_k must be at most 10" in error_text(response)
+
+
+def test_explain_adds_exact_contributions_and_nothing_without_it(client, small_model):
+    plain = client.post("/predict/", json={"title": "console nintendo"}).json()
+    assert "explanation" not in plain
+    body = client.post("/predict/?explain=true", json={"title": "console nintendo"}).json()
+    explanation = body["explanation"]
+    assert explanation["category_code"] == body["category_code"] == "40"
+    listed = sum(f["contribution"] for f in explanation["features"])
+    total = explanation["intercept"] + listed + explanation["other_features"]
+    assert total == pytest.approx(explanation["margin"], abs=1e-5)
+    assert any(f["ngram"] in ("console", "nintendo") for f in explanation["features"])
+    assert explanation["runner_up"]["category_code"] == body["top_k"][1]["category_code"]
+    assert explanation["runner_up"]["margin_gap"] > 0
+    assert {k: v for k, v in body.items() if k != "explanation"} == plain
+
+
+def test_batch_explains_every_item(client):
+    items = [{"title": "roman poche"}, {"title": "pompe piscine"}]
+    predictions = client.post("/predict/batch?explain=true", json={"items": items}).json()
+    assert [p["explanation"]["category_code"] for p in predictions["predictions"]] == ["10", "2583"]
+
+
+def test_a_model_that_cannot_explain_says_so():
+    from fastapi.testclient import TestClient
+
+    from prodcat.serving.app import create_app
+    from prodcat.serving.model_store import LoadedModel
+
+    from ..models import train_small_model
+    from .conftest import settings_without_log
+
+    trees = LoadedModel(train_small_model("xgboost"), "8", "registry", {})
+    app = create_app(settings_without_log(), loader=lambda settings: trees, poll=False)
+    with TestClient(app) as client:
+        response = client.post("/predict/?explain=true", json={"title": "console"})
+        assert response.status_code == 422
+        assert "version 8 cannot explain" in response.json()["detail"]
+        assert client.post("/predict/", json={"title": "console"}).status_code == 200

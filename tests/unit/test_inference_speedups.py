@@ -23,13 +23,15 @@ TRAIN = [
 UNSEEN = [*TRAIN, "", "a", "  ", "x" * 300, "robe\ud800 coton", "🎲", "zzz qqq", "İİ"]
 
 
-@pytest.mark.parametrize("ngrams", [(1, 6), (2, 4), (3, 3)])
+@pytest.mark.parametrize("ngrams", [(1, 6), (2, 4), (3, 3), (4, 7)])
 @pytest.mark.parametrize("min_df", [1, 2])
-def test_char_vectorizer_gives_sklearns_matrix(ngrams, min_df):
-    ours = CharTfidfVectorizer(analyzer="char", ngram_range=ngrams, min_df=min_df,
-                               sublinear_tf=True)  # fmt: skip
-    theirs = TfidfVectorizer(analyzer="char", ngram_range=ngrams, min_df=min_df,
-                             sublinear_tf=True)  # fmt: skip
+@pytest.mark.parametrize("analyzer", ["char", "char_wb"])
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_char_vectorizer_gives_sklearns_matrix(ngrams, min_df, analyzer, lowercase):
+    ours = CharTfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, min_df=min_df,
+                               sublinear_tf=True, lowercase=lowercase)  # fmt: skip
+    theirs = TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, min_df=min_df,
+                             sublinear_tf=True, lowercase=lowercase)  # fmt: skip
     assert (ours.fit_transform(TRAIN) != theirs.fit_transform(TRAIN)).nnz == 0
     ours_matrix, their_matrix = ours.transform(UNSEEN), theirs.transform(UNSEEN)
     assert ours_matrix.shape == their_matrix.shape
@@ -44,10 +46,20 @@ def test_char_vectorizer_fit_then_transform():
     assert abs(ours.transform(UNSEEN) - theirs.transform(UNSEEN)).max() < 1e-12
 
 
-def test_char_wb_falls_back_to_sklearn():
-    ours = CharTfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3)).fit(TRAIN)
-    theirs = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3)).fit(TRAIN)
-    assert abs(ours.transform(UNSEEN) - theirs.transform(UNSEEN)).max() < 1e-12
+def test_char_wb_counts_short_words_as_sklearn_does(monkeypatch):
+    # (4, 7): " a " and " ab " are shorter than 4, so sklearn counts each once, whole.
+    ours = CharTfidfVectorizer(analyzer="char_wb", ngram_range=(4, 7)).fit([*TRAIN, "a ab abc"])
+    theirs = TfidfVectorizer(analyzer="char_wb", ngram_range=(4, 7)).fit([*TRAIN, "a ab abc"])
+    monkeypatch.setattr(TfidfVectorizer, "transform", None)  # the fast path only
+    unseen = ["a ab abc abcd", "ab", "x a"]
+    assert (
+        abs(
+            ours.transform(unseen)
+            - theirs._tfidf.transform(theirs._count_vocab(unseen, fixed_vocab=True)[1])
+        ).max()
+        < 1e-12
+    )
+    assert ours.transform(["ab"]).nnz > 0
 
 
 def test_compacted_calibrated_svc_matches_the_original():

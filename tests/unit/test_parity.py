@@ -33,7 +33,7 @@ def sample() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def model(sample):
     """The fast profile's winner, refitted and compacted as training does (fit_best)."""
-    search = SearchResult("linear_svc", {"clf__estimator__C": 0.5}, 0.0)
+    search = SearchResult("linear_svc", {"C": 0.5}, 0.0)
     return fit_best(sample[["title", "description"]], sample["label"], search, "fast")
 
 

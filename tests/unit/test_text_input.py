@@ -55,8 +55,16 @@ def test_the_cleaner_repeats_the_title_and_joins_the_description():
 def test_the_cleaner_is_a_plain_sklearn_transformer():
     cleaner = ProductTextCleaner(title_weight=3)
     assert cleaner.fit([("a", "b")]) is cleaner
-    assert clone(cleaner).get_params() == {"title_weight": 3}
+    assert clone(cleaner).get_params() == {"title_weight": 3, "lowercase": True}
     assert ProductTextCleaner().title_weight == 2
+
+
+def test_the_cleaner_keeps_case_when_asked_and_old_pickles_stay_lowercase():
+    cased = ProductTextCleaner(title_weight=1, lowercase=False)
+    assert cased.transform([("Écran LED <i>Samsung</i>", "")]).tolist() == ["Ecran LED Samsung"]
+    old = ProductTextCleaner.__new__(ProductTextCleaner)
+    old.__setstate__({"title_weight": 1})  # pickled before the option existed
+    assert old.transform([("Écran LED", "")]).tolist() == ["ecran led"]
 
 
 @pytest.mark.parametrize(

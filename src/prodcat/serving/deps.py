@@ -75,3 +75,16 @@ async def get_top_k(
 
 
 TopK = Annotated[int, Depends(get_top_k)]
+
+
+async def get_explain(
+    explain: bool = Query(
+        False,
+        description="Add the n-grams behind each answer (linear "
+        "models): at most 1 ms more per item",
+    ),
+) -> bool:
+    return explain
+
+
+Explain = Annotated[bool, Depends(get_explain)]

@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from prodcat.config import Settings
+from prodcat.explain import explain_documents, find_feature_names
 from prodcat.features import ProductTextCleaner
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,16 @@ class LoadedModel:
     def after_cleaning(self) -> Pipeline:
         """The model less its cleaning step: it takes the cleaner's documents."""
         return self.model[1:]
+
+    @cached_property
+    def feature_names(self) -> list[tuple[str, np.ndarray]]:
+        """Each TF-IDF view's n-grams, built on the first explanation asked for."""
+        return find_feature_names(self.after_cleaning)
+
+    def explain_documents(self, documents: list[str], top: int) -> list[dict]:
+        """Exact per-n-gram explanations (prodcat.explain); NotExplainable for a non-linear
+        model."""
+        return explain_documents(self.after_cleaning, self.feature_names, documents, top)
 
     def predict_documents(self, documents: list[str]) -> np.ndarray:
         """Class probabilities of documents the cleaner made."""

@@ -74,9 +74,36 @@ class CategoryScore(BaseModel):
     confidence: float
 
 
+class Contribution(BaseModel):
+    view: str = Field(description="The TF-IDF view: word, char or cased")
+    ngram: str
+    contribution: float = Field(description="coefficient x TF-IDF value, signed")
+
+
+class RunnerUp(BaseModel):
+    category_code: str
+    margin: float
+    margin_gap: float = Field(description="predicted margin minus this one")
+    intercept_gap: float
+    features: list[Contribution] = Field(description="what separates the two, largest first")
+    other_features: float
+
+
+class Explanation(BaseModel):
+    """intercept + the listed contributions + other_features = margin, exactly."""
+
+    category_code: str
+    margin: float
+    intercept: float
+    features: list[Contribution] = Field(description="the n-grams that pushed most, signed")
+    other_features: float = Field(description="the sum of every contribution not listed")
+    runner_up: RunnerUp
+
+
 class PredictResponse(CategoryScore):
     top_k: list[CategoryScore]
     model_version: str
+    explanation: Explanation | None = Field(None, description="with ?explain=true")
 
 
 class BatchPredictResponse(BaseModel):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from prodcat.explain import NotExplainable
 from prodcat.serving.budget import Limits, check_batch_size, clean_items
-from prodcat.serving.deps import ModelDep, TopK
+from prodcat.serving.deps import Explain, ModelDep, TopK
 from prodcat.serving.model_store import LoadedModel
 from prodcat.serving.schemas import (
     BatchPredictRequest,
@@ -19,6 +20,7 @@ from prodcat.serving.schemas import (
 
 # Cleaning a request this long or longer runs off the event loop: it may take milliseconds.
 INLINE_CLEANING_CHARS = 2000
+EXPLAINED_NGRAMS = 10
 
 router = APIRouter(
     prefix="/predict",
@@ -32,11 +34,13 @@ router = APIRouter(
 
 @router.post("/", response_model=PredictResponse)
 async def predict(
-    body: PredictRequest, request: Request, loaded: ModelDep, top_k: TopK
+    body: PredictRequest, request: Request, loaded: ModelDep, top_k: TopK, explain: Explain
 ) -> Response:
-    """The category of one product listing."""
+    """The category of one product listing; with explain=true, the n-grams behind it."""
     docs = await clean_request(loaded, [body], request.app.state.limits, ("body",))
     results = await request.app.state.batcher.predict(loaded, docs, [body], [top_k])
+    if explain:
+        await add_explanations(loaded, docs, results)
     return JSONResponse(results[0])
 
 
@@ -46,6 +50,7 @@ async def predict_batch(
     request: Request,
     loaded: ModelDep,
     top_k: TopK,
+    explain: Explain,
 ) -> Response:
     """Categories of up to PRODCAT_API__MAX_BATCH_ITEMS listings, in the same order."""
     limits = request.app.state.limits
@@ -55,6 +60,8 @@ async def predict_batch(
     docs = await clean_request(loaded, body.items, limits, ("body", "items"))
     ks = [top_k] * len(body.items)
     predictions = await batcher.predict(loaded, docs, body.items, ks)
+    if explain:
+        await add_explanations(loaded, docs, predictions)
     # Returned as built (dicts shaped as the response model): FastAPI would validate and
     # serialise them again.
     return JSONResponse({"predictions": predictions, "model_version": loaded.version})
@@ -68,3 +75,14 @@ async def clean_request(
     if raw < INLINE_CLEANING_CHARS:
         return clean_items(loaded.cleaner, items, limits, loc)
     return await run_in_threadpool(clean_items, loaded.cleaner, items, limits, loc)
+
+
+async def add_explanations(loaded: LoadedModel, docs: list[str], results: list[dict]) -> None:
+    """Each result's explanation, computed off the event loop; 422 for a model that has none."""
+    try:
+        explanations = await run_in_threadpool(loaded.explain_documents, docs, EXPLAINED_NGRAMS)
+    except NotExplainable as error:
+        detail = f"model version {loaded.version} cannot explain its answers: {error}"
+        raise HTTPException(422, detail=f"{detail}; ask without explain") from error
+    for result, explanation in zip(results, explanations, strict=True):
+        result["explanation"] = explanation

@@ -1,0 +1,120 @@
+"""Exact explanations of a linear model's answer: which n-grams pushed the predicted category,
+and what separates it from the runner-up.
+
+A linear classifier's margin for a class is the sum, over the document's features, of
+coefficient x TF-IDF value, plus the intercept; an ensemble's margin is its members' mean.
+Nothing is sampled, so the listed contributions, the rest and the intercept add up to the
+margin exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.pipeline import Pipeline
+
+from prodcat.inference import CalibratedLinearEnsemble, TemperatureScaled
+
+
+class NotExplainable(ValueError):
+    """The model is not linear in its TF-IDF features (trees, a reduce step)."""
+
+
+@dataclass(frozen=True)
+class LinearWeights:
+    """Coefficients as (n_features, members * classes), member-major, and the intercepts."""
+
+    weights: np.ndarray
+    intercepts: np.ndarray
+    members: int
+    classes: np.ndarray
+
+    def margins(self, features: sp.csr_matrix) -> np.ndarray:
+        """Each row's margin per class: the mean over members of coefficients . x + b."""
+        scores = np.asarray(features @ self.weights, dtype=np.float64) + self.intercepts
+        return scores.reshape(features.shape[0], self.members, -1).mean(axis=1)
+
+    def rows(self, columns: np.ndarray) -> np.ndarray:
+        """The coefficients of some feature columns per class, averaged over members."""
+        picked = np.asarray(self.weights[columns], dtype=np.float64)
+        return picked.reshape(len(columns), self.members, -1).mean(axis=1)
+
+    def intercept(self) -> np.ndarray:
+        return self.intercepts.reshape(self.members, -1).mean(axis=0)
+
+
+def find_linear_weights(classifier) -> LinearWeights:
+    """The weights behind a classifier's margins; NotExplainable when it has none."""
+    if isinstance(classifier, TemperatureScaled):
+        classifier = classifier.estimator
+    if isinstance(classifier, CalibratedLinearEnsemble):
+        n_classes = len(classifier.classes)
+        members = classifier.weights.shape[1] // n_classes
+        return LinearWeights(classifier.weights, classifier.intercepts, members,
+                             np.asarray(classifier.classes))  # fmt: skip
+    coef = getattr(classifier, "coef_", None)
+    if coef is None or coef.shape[0] != len(classifier.classes_):
+        raise NotExplainable(f"{type(classifier).__name__} has no per-class coefficients")
+    return LinearWeights(coef.T, np.broadcast_to(classifier.intercept_, coef.shape[0]), 1,
+                         np.asarray(classifier.classes_))  # fmt: skip
+
+
+def find_feature_names(after_cleaning: Pipeline) -> list[tuple[str, np.ndarray]]:
+    """(view, its n-grams in column order) for each view of the model's TF-IDF step."""
+    if after_cleaning.named_steps.get("reduce") not in (None, "passthrough"):
+        raise NotExplainable("the model reduces its features (SVD): contributions are not n-grams")
+    views = []
+    for name, vectorizer, _ in after_cleaning.named_steps["tfidf"]._iter():
+        views.append((name, vectorizer.get_feature_names_out()))
+    return views
+
+
+def explain_documents(
+    after_cleaning: Pipeline, names: list[tuple[str, np.ndarray]], docs: list[str], top: int
+) -> list[dict]:
+    """For each cleaned document: the predicted category's margin, its top n-grams with signed
+    contributions, the rest and the intercept; and the same against the runner-up."""
+    linear = find_linear_weights(after_cleaning.steps[-1][1])
+    features = sp.csr_matrix(after_cleaning[:-1].transform(docs))
+    ranking = np.argsort(-after_cleaning.steps[-1][1].predict_proba(features), axis=1)
+    margins, intercepts = linear.margins(features), linear.intercept()
+    explanations = []
+    for i in range(features.shape[0]):
+        row = features[i]
+        per_class = row.data[:, None] * linear.rows(row.indices)
+        best, second = ranking[i, 0], ranking[i, 1] if ranking.shape[1] > 1 else ranking[i, 0]
+        explanation = describe(per_class[:, best], row.indices, names, top)
+        explanation.update(
+            category_code=str(linear.classes[best]), margin=float(margins[i, best]),
+            intercept=float(intercepts[best]),
+        )  # fmt: skip
+        against = describe(per_class[:, best] - per_class[:, second], row.indices, names, top)
+        against.update(category_code=str(linear.classes[second]),
+                       margin=float(margins[i, second]),
+                       margin_gap=float(margins[i, best] - margins[i, second]),
+                       intercept_gap=float(intercepts[best] - intercepts[second]))  # fmt: skip
+        explanation["runner_up"] = against
+        explanations.append(explanation)
+    return explanations
+
+
+def describe(
+    contributions: np.ndarray, columns: np.ndarray, names: list[tuple[str, np.ndarray]], top: int
+) -> dict:
+    """The top contributions by size (signed), named, and the sum of all the others."""
+    order = np.argsort(-np.abs(contributions), kind="stable")[:top]
+    listed = [{**name_column(int(columns[j]), names), "contribution": float(contributions[j])}
+              for j in order]  # fmt: skip
+    return {"features": listed, "other_features": float(contributions.sum() -
+                                                        contributions[order].sum())}  # fmt: skip
+
+
+def name_column(column: int, names: list[tuple[str, np.ndarray]]) -> dict[str, str]:
+    """The view and n-gram of a column of the concatenated views."""
+    for view, ngrams in names:
+        if column < len(ngrams):
+            return {"view": view, "ngram": str(ngrams[column])}
+        column -= len(ngrams)
+    raise IndexError("column beyond the model's features")

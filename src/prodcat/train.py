@@ -172,10 +172,9 @@ def collect_results(search: HalvingGridSearchCV, named: dict[int, dict]) -> list
     results = []
     for i, params in enumerate(cv["params"]):
         candidate = named[id(params["clf"])]
+        own = {k.removeprefix("clf__"): v for k, v in params.items() if k not in ("clf", "reduce")}
         results.append({
-            "candidate": candidate["name"], "reduce": candidate.get("reduce"),
-            "params": {k.removeprefix("clf__"): v for k, v in params.items()
-                       if k not in ("clf", "reduce")},  # fmt: skip
+            "candidate": candidate["name"], "reduce": candidate.get("reduce"), "params": own,
             "round": int(cv["iter"][i]), "rows": int(cv["n_resources"][i]),
             "cv_f1": float(cv["mean_test_score"][i]), "cv_std": float(cv["std_test_score"][i]),
         })  # fmt: skip

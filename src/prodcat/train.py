@@ -70,7 +70,8 @@ def make_estimator(name: str, probabilities: bool = True) -> BaseEstimator:
     it is bare, which is all a search scored on F1 needs."""
     factories = {
         "linear_svc": lambda: (
-            CalibratedClassifierCV(LinearSVC(), cv=3, ensemble=False) if probabilities
+            CalibratedClassifierCV(LinearSVC(), cv=3, ensemble=False)
+            if probabilities
             else LinearSVC()
         ),
         # lbfgs over ~1M TF-IDF columns: a bounded number of passes keeps the search in budget.

@@ -80,7 +80,7 @@ def cli(*args: str) -> None:
 def train_champion() -> dict:
     from prodcat.data.ingest import ingest_next_batch
     from prodcat.data.reset import reset_data
-    from prodcat.retrain import (
+    from prodcat.training.steps import (
         evaluate_challenger,
         gate_version,
         promote_if_approved,
@@ -272,7 +272,7 @@ def prepare_state(path: Path | None) -> Path:
 
 def report_champion() -> None:
     """Train and promote a champion, unless the state directory already has one."""
-    from prodcat.registry import get_alias_version
+    from prodcat.training.registry import get_alias_version
 
     champion = get_alias_version("champion")
     if champion is not None:

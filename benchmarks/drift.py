@@ -44,7 +44,7 @@ def prepare(settings) -> None:
     """Data, a champion trained on the first batches, the later batches and logged traffic."""
     from prodcat.data.ingest import ingest_next_batch
     from prodcat.data.reset import reset_data
-    from prodcat.retrain import (
+    from prodcat.training.steps import (
         evaluate_challenger,
         gate_version,
         promote_if_approved,
@@ -71,8 +71,8 @@ def log_traffic(settings, version: str) -> None:
 
     from prodcat.data.training_set import load_products
     from prodcat.db import get_engine
-    from prodcat.registry import get_champion, get_snapshot_batch, load_version
     from prodcat.serving.prediction_log import COPY_SQL, PredictionRecord
+    from prodcat.training.registry import get_champion, get_snapshot_batch, load_version
 
     after = get_snapshot_batch(get_champion(settings))  # the listings the champion never saw
     rows = load_products(settings, "rakuten-designations", after).head(TRAFFIC_ROWS)

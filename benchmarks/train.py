@@ -28,9 +28,9 @@ from sklearn.svm import SVC
 
 from prodcat.config import Settings
 from prodcat.data.dataset import iter_source, load_dataset_spec
-from prodcat.evaluate import measure_calibration
 from prodcat.logging_setup import configure_logging
-from prodcat.train import fit_best, search_candidates
+from prodcat.training.evaluate import measure_calibration
+from prodcat.training.search import fit_best, search_candidates
 
 
 def peak_rss_mib() -> float:

@@ -57,14 +57,14 @@ settings = get_settings()
 def ml_pipeline():
     @task.branch
     def check_retraining(**context) -> str:
-        from prodcat.retrain import choose_branch
+        from prodcat.training.steps import choose_branch
 
         params = context["params"]
         return choose_branch(rollback=params["rollback"], reason=params.get("reason"))
 
     @task
     def rollback(**context) -> str:
-        from prodcat.registry import rollback_champion
+        from prodcat.training.registry import rollback_champion
 
         return rollback_champion(run_key=context["run_id"])
 
@@ -74,26 +74,26 @@ def ml_pipeline():
 
     @task
     def train(**context) -> dict:
-        from prodcat.retrain import train_challenger
+        from prodcat.training.steps import train_challenger
 
         return train_challenger(context.get("logical_date"), run_key=context["run_id"])
 
     @task
     def evaluate(trained: dict) -> str:
-        from prodcat.retrain import evaluate_challenger
+        from prodcat.training.steps import evaluate_challenger
 
         evaluate_challenger(trained["run_id"], trained["version"])
         return trained["version"]
 
     @task
     def gate(version: str) -> dict:
-        from prodcat.retrain import gate_version
+        from prodcat.training.steps import gate_version
 
         return gate_version(version)
 
     @task
     def promote(decision: dict) -> str | None:
-        from prodcat.retrain import promote_if_approved
+        from prodcat.training.steps import promote_if_approved
 
         return promote_if_approved(decision)
 

@@ -13,9 +13,9 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from prodcat.config import Settings
-from prodcat.features import ProductTextCleaner
-from prodcat.inference import compact_pipeline
-from prodcat.train import build_pipeline, load_profile, make_estimator
+from prodcat.training.compact import compact_pipeline
+from prodcat.training.features import ProductTextCleaner
+from prodcat.training.search import build_pipeline, load_profile, make_estimator
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCABULARY = {
@@ -92,7 +92,7 @@ def register_small_models(settings, name: str, count: int, train=train_small_mod
     import mlflow
     import mlflow.sklearn
 
-    from prodcat.registry import CHAMPION, get_client, use_mlflow
+    from prodcat.training.registry import CHAMPION, get_client, use_mlflow
 
     client = get_client(settings)
     if name in {m.name for m in client.search_registered_models()}:

@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 def run_models(args: argparse.Namespace) -> int:
     import json
 
-    from prodcat import registry, retrain
+    from prodcat.training import registry
+    from prodcat.training import steps as retrain
 
     if args.command == "train":
         trained = retrain.train_challenger()
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "drift":
         return run_drift(args)
     if args.command == "mlflow":  # compose's mlflow-init; `stack up` does it natively
-        from prodcat.registry import ensure_reader_user
+        from prodcat.training.registry import ensure_reader_user
 
         settings = get_settings()
         print(f"MLflow user {settings.mlflow.reader_user}: {ensure_reader_user(settings)}")

@@ -38,7 +38,7 @@ def download_version(version: str, destination: Path, settings: Settings) -> Pat
     """A registered version's files, downloaded into destination."""
     import mlflow
 
-    from prodcat.registry import use_mlflow
+    from prodcat.training.registry import use_mlflow
 
     use_mlflow(settings)
     uri = f"models:/{settings.mlflow.model_name}/{version}"
@@ -47,7 +47,7 @@ def download_version(version: str, destination: Path, settings: Settings) -> Pat
 
 def tag_artifact_digest(version: str, settings: Settings) -> str:
     """Record the digest of a registered version's stored files as its tag (idempotent)."""
-    from prodcat.registry import get_client
+    from prodcat.training.registry import get_client
 
     with tempfile.TemporaryDirectory(prefix="prodcat-digest-") as folder:
         digest = digest_model_dir(download_version(version, Path(folder), settings))

@@ -24,7 +24,7 @@ from mlflow.exceptions import MlflowException
 from prodcat.data.ingest import ingest_next_batch
 from prodcat.data.reset import reset_data
 from prodcat.integrity import ARTIFACT_SHA256_TAG
-from prodcat.registry import (
+from prodcat.training.registry import (
     CHAMPION,
     PREVIOUS,
     SNAPSHOT_BATCH_TAG,
@@ -34,7 +34,7 @@ from prodcat.registry import (
     get_client,
     promote_version,
 )
-from prodcat.retrain import (
+from prodcat.training.steps import (
     check_retraining,
     evaluate_challenger,
     find_training_runs,
@@ -140,7 +140,8 @@ def test_each_task_fails_while_mlflow_is_down_and_its_retry_completes_the_run(
 
 def start_training(run_key: str) -> subprocess.Popen:
     """train_challenger in a process of its own, as an Airflow task runs it."""
-    code = f"from prodcat.retrain import train_challenger; train_challenger(run_key={run_key!r})"
+    code = ("from prodcat.training.steps import train_challenger; "
+            f"train_challenger(run_key={run_key!r})")  # fmt: skip
     return subprocess.Popen([sys.executable, "-c", code], env=os.environ.copy(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
 

@@ -23,16 +23,16 @@ from prodcat.data.ingest import ingest_next_batch
 from prodcat.data.reset import reset_data
 from prodcat.db import get_engine
 from prodcat.drift.check import check_window, purge_prediction_log
-from prodcat.registry import get_client
-from prodcat.retrain import (
+from prodcat.stack.airflow import get_api_token
+from prodcat.storage import get_s3_client
+from prodcat.training.registry import get_client
+from prodcat.training.steps import (
     check_retraining,
     evaluate_challenger,
     gate_version,
     promote_if_approved,
     train_challenger,
 )
-from prodcat.stack.airflow import get_api_token
-from prodcat.storage import get_s3_client
 
 from ..models import ROOT, wait_until
 
@@ -126,7 +126,7 @@ def test_a_drifted_window_triggers_ml_pipeline_with_reason_drift(drift_env, firs
     assert triggered.status_code == 200, triggered.text
     reason = triggered.json()["conf"]["reason"]
     assert reason == "drift"
-    with caplog.at_level(logging.INFO, logger="prodcat.retrain"):
+    with caplog.at_level(logging.INFO, logger="prodcat.training.steps"):
         decision = check_retraining(settings, reason)
     assert decision.retrain and decision.reason == "drift"
     assert '"reason": "drift"' in caplog.text

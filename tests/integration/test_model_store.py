@@ -15,9 +15,9 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 from sklearn.dummy import DummyClassifier
 
 from prodcat.integrity import ModelIntegrityError, tag_artifact_digest
-from prodcat.registry import CHAMPION, get_client, load_version
 from prodcat.serving.app import create_app
 from prodcat.serving.model_store import load_champion, local_copy_dir
+from prodcat.training.registry import CHAMPION, get_client, load_version
 
 from ..models import register_small_models, wait_until
 

@@ -13,7 +13,7 @@ import pytest
 from prodcat.config import get_settings
 from prodcat.data.ingest import ingest_next_batch
 from prodcat.data.reset import reset_data
-from prodcat.registry import (
+from prodcat.training.registry import (
     CHAMPION,
     PREVIOUS,
     get_alias_version,
@@ -22,7 +22,7 @@ from prodcat.registry import (
     promote_version,
     rollback_champion,
 )
-from prodcat.retrain import train_challenger
+from prodcat.training.steps import train_challenger
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,10 @@ import psycopg2
 import pytest
 from minio.error import S3Error
 
-from prodcat.registry import ensure_reader_user, get_client, use_mlflow
 from prodcat.stack import airflow as airflow_stack
 from prodcat.stack.process import wait_until
 from prodcat.storage import get_s3_client
+from prodcat.training.registry import ensure_reader_user, get_client, use_mlflow
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from prodcat.registry import CHAMPION, get_client
+from prodcat.training.registry import CHAMPION, get_client
 
 from ..models import api_server, register_small_models, wait_until
 

@@ -18,7 +18,7 @@ from prodcat.data.dataset import BUNDLED
 from prodcat.data.ingest import ingest_next_batch
 from prodcat.data.reset import reset_data
 from prodcat.integrity import ARTIFACT_SHA256_TAG, digest_model_dir, download_version
-from prodcat.registry import (
+from prodcat.training.registry import (
     CHAMPION,
     PREVIOUS,
     get_alias_version,
@@ -27,7 +27,7 @@ from prodcat.registry import (
     rollback_champion,
     use_mlflow,
 )
-from prodcat.retrain import (
+from prodcat.training.steps import (
     check_retraining,
     evaluate_challenger,
     gate_version,
@@ -260,7 +260,7 @@ def test_the_api_serves_the_champion_and_starts_from_its_local_copy_without_the_
 
 def test_ml_pipeline_skips_with_the_reason_logged_while_too_few_rows_are_in(trained, caplog):
     with training_settings(min_rows="1000000"):
-        with caplog.at_level("INFO", logger="prodcat.retrain"):
+        with caplog.at_level("INFO", logger="prodcat.training.steps"):
             decision = check_retraining()
         run = (
             DagBag(dag_folder=str(DAGS))

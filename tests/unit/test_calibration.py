@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prodcat.evaluate import evaluate_model, measure_calibration
-from prodcat.inference import (
+from prodcat.training.compact import (
     CalibratedLinearEnsemble,
     TemperatureScaled,
     apply_temperature,
     fit_temperature,
     sharpen,
 )
-from prodcat.train import build_pipeline, make_estimator
+from prodcat.training.evaluate import evaluate_model, measure_calibration
+from prodcat.training.search import build_pipeline, make_estimator
 
 from ..models import train_small_model
 

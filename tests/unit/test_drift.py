@@ -14,7 +14,7 @@ from prodcat.config import DriftSettings, Settings
 from prodcat.drift.compare import compare_frames
 from prodcat.drift.descriptors import Vocabulary, describe_texts, join_text
 from prodcat.drift.frames import current_frame, predict_outputs, reference_frame, usable_columns
-from prodcat.train import build_pipeline, load_profile, make_estimator, param_prefix
+from prodcat.training.search import build_pipeline, load_profile, make_estimator, param_prefix
 
 CFG = DriftSettings()
 

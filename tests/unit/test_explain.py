@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prodcat.explain import NotExplainable, explain_documents, find_feature_names
-from prodcat.inference import apply_temperature, compact_pipeline
-from prodcat.train import build_pipeline, make_estimator
+from prodcat.training.compact import apply_temperature, compact_pipeline
+from prodcat.training.explain import NotExplainable, explain_documents, find_feature_names
+from prodcat.training.search import build_pipeline, make_estimator
 
 from .test_features_and_training import tiny_catalogue
 
@@ -83,8 +83,8 @@ def test_trees_on_svd_cannot_explain():
 @pytest.mark.parametrize("kind", ["svc", "xgb"])
 def test_models_pickled_before_the_training_package_still_load(kind):
     """Their pickles name prodcat.features, prodcat.inference and prodcat.train."""
-    assert b"prodcat.inference" in (FIXTURES / f"model-before-training-package-{kind}" /
-                                    "model.pkl").read_bytes()  # fmt: skip
+    pickled = (FIXTURES / f"model-before-training-package-{kind}" / "model.pkl").read_bytes()
+    assert b"prodcat.inference" in pickled and b"prodcat.training" not in pickled
     model = mlflow.sklearn.load_model(str(FIXTURES / f"model-before-training-package-{kind}"))
     rows = pd.DataFrame({"title": ["Console Jeu Manette", "Pompe Piscine Filtre"],
                          "description": ["", ""]})  # fmt: skip

@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prodcat.features import ProductTextCleaner, WordTokenizer, build_tfidf, clean_text
-from prodcat.registry import decide
-from prodcat.train import (
+from prodcat.training.features import ProductTextCleaner, WordTokenizer, build_tfidf, clean_text
+from prodcat.training.gate import decide
+from prodcat.training.search import (
     EncodedXGBClassifier,
     build_pipeline,
     load_profile,

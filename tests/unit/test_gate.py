@@ -13,7 +13,7 @@ import math
 
 import pytest
 
-from prodcat.registry import decide
+from prodcat.training.gate import decide
 
 FLOOR, CHAMPION, DELTA = 0.5, 0.75, 0.125
 BOUNDARY = 0.875  # CHAMPION + DELTA, exact in binary

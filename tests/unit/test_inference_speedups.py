@@ -6,9 +6,9 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
-from prodcat.features import CharTfidfVectorizer
-from prodcat.inference import CalibratedLinearEnsemble, compact_calibrated, compact_pipeline
-from prodcat.train import build_pipeline, make_estimator
+from prodcat.training.compact import CalibratedLinearEnsemble, compact_calibrated, compact_pipeline
+from prodcat.training.features import CharTfidfVectorizer
+from prodcat.training.search import build_pipeline, make_estimator
 
 from .test_features_and_training import tiny_catalogue
 
@@ -89,7 +89,7 @@ def test_only_sigmoid_multiclass_linear_ensembles_are_compacted():
 def test_text_views_give_what_feature_union_gives():
     from sklearn.pipeline import FeatureUnion
 
-    from prodcat.features import build_tfidf
+    from prodcat.training.features import build_tfidf
 
     views = build_tfidf(char_ngrams=(2, 3), char_min_df=1).fit(UNSEEN)
     union = FeatureUnion(views.transformer_list)
@@ -111,7 +111,7 @@ def test_text_views_give_what_feature_union_gives():
     ],
 )
 def test_word_vectorizer_gives_sklearns_matrix(options):
-    from prodcat.features import WordTfidfVectorizer, WordTokenizer
+    from prodcat.training.features import WordTfidfVectorizer, WordTokenizer
 
     tokenizer = WordTokenizer(("fr", "en"), "fr")
     common = {"lowercase": False, "token_pattern": None, "tokenizer": tokenizer, **options}
@@ -130,7 +130,7 @@ def test_apply_tfidf_is_tfidf_transformers_arithmetic(norm, sublinear_tf, use_id
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import TfidfTransformer
 
-    from prodcat.features import apply_tfidf
+    from prodcat.training.features import apply_tfidf
 
     counts = sp.random(40, 30, density=0.2, format="csr", random_state=1)
     counts.data = np.ceil(counts.data * 5)
@@ -142,7 +142,7 @@ def test_apply_tfidf_is_tfidf_transformers_arithmetic(norm, sublinear_tf, use_id
 def test_clean_text_folds_exactly_as_the_reference():
     import unicodedata
 
-    from prodcat.features import TAG, clean_text
+    from prodcat.training.features import TAG, clean_text
 
     def reference(text: str) -> str:  # the original, character by character
         import html
@@ -158,7 +158,7 @@ def test_clean_text_folds_exactly_as_the_reference():
 
 
 def test_large_batches_score_as_single_rows():
-    from prodcat.inference import CSC_FROM_ROWS
+    from prodcat.training.compact import CSC_FROM_ROWS
 
     X, y = tiny_catalogue()
     pipeline = compact_pipeline(

@@ -17,7 +17,7 @@ from prodcat.serving.budget import Limits, clean_items
 from prodcat.serving.model_store import LoadedModel
 from prodcat.serving.predictor import predict_items
 from prodcat.serving.schemas import PredictRequest
-from prodcat.train import SearchResult, fit_best
+from prodcat.training.search import SearchResult, fit_best
 
 
 @pytest.fixture(scope="module")

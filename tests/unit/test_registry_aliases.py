@@ -17,9 +17,9 @@ from mlflow.protos.databricks_pb2 import (
     RESOURCE_DOES_NOT_EXIST,
 )
 
-from prodcat import registry
 from prodcat.config import Settings
-from prodcat.registry import (
+from prodcat.training import registry
+from prodcat.training.registry import (
     SNAPSHOT_BATCH_TAG,
     get_alias_version,
     get_snapshot_batch,
@@ -79,7 +79,7 @@ def use(monkeypatch, fake: FakeRegistry) -> FakeRegistry:
 
 def test_promoting_keeps_the_former_champion_as_previous(monkeypatch, gauges, caplog):
     fake = use(monkeypatch, FakeRegistry({"champion": "1", "previous": "0"}))
-    with caplog.at_level("INFO", logger="prodcat.registry"):
+    with caplog.at_level("INFO", logger="prodcat.training.registry"):
         assert promote_version("2", SETTINGS) == "1"
     assert fake.calls == [("m", "previous", "1"), ("m", "champion", "2")]
     assert gauges == {"train.champion_version": 2}
@@ -88,7 +88,7 @@ def test_promoting_keeps_the_former_champion_as_previous(monkeypatch, gauges, ca
 
 def test_the_first_promotion_sets_no_previous(monkeypatch, gauges, caplog):
     fake = use(monkeypatch, FakeRegistry())
-    with caplog.at_level("INFO", logger="prodcat.registry"):
+    with caplog.at_level("INFO", logger="prodcat.training.registry"):
         assert promote_version("1", SETTINGS) is None
     assert fake.aliases == {"champion": "1"}
     assert caplog.messages == ["version 1 is the champion (previous: None)"]
@@ -102,7 +102,7 @@ def test_promoting_the_champion_again_leaves_previous_alone(monkeypatch, gauges)
 
 def test_rollback_swaps_champion_and_previous(monkeypatch, gauges, caplog):
     fake = use(monkeypatch, FakeRegistry({"champion": "5", "previous": "3"}))
-    with caplog.at_level("WARNING", logger="prodcat.registry"):
+    with caplog.at_level("WARNING", logger="prodcat.training.registry"):
         assert rollback_champion(SETTINGS) == "3"
     assert caplog.messages == ["rolled back: champion is version 3 again (was 5)"]
     assert fake.aliases == {"champion": "3", "previous": "5"}
@@ -125,7 +125,7 @@ def test_a_retried_rollback_carries_out_its_plan_and_never_flips_back(monkeypatc
     # The plan is tagged under a key MLflow accepts ('+' is not allowed).
     assert fake.tags == {"rollback.manual__2026-11-01T00:00:00_00:00": "3->5"}
     caplog.clear()
-    with caplog.at_level("INFO", logger="prodcat.registry"):
+    with caplog.at_level("INFO", logger="prodcat.training.registry"):
         assert rollback_champion(SETTINGS, run_key=run_key) == "3"
     assert fake.aliases == {"champion": "3", "previous": "5"}
     assert gauges == {"train.champion_version": 3}

@@ -10,10 +10,10 @@ import logging
 import pytest
 from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
 
-from prodcat import retrain
 from prodcat.config import Settings
-from prodcat.registry import SNAPSHOT_BATCH_TAG
-from prodcat.retrain import choose_reason, find_missing_data
+from prodcat.training import steps as retrain
+from prodcat.training.registry import SNAPSHOT_BATCH_TAG
+from prodcat.training.steps import choose_reason, find_missing_data
 
 # Not the default dataset: the settings given must be the ones used, all the way down.
 SETTINGS = Settings(
@@ -106,7 +106,7 @@ def logged_decision(caplog) -> tuple[str, dict]:
 )
 def test_each_trigger_is_decided_logged_and_counted(monkeypatch, caplog, store, requested, reason):
     fake = FakeStore(**store).install(monkeypatch)
-    with caplog.at_level(logging.INFO, logger="prodcat.retrain"):
+    with caplog.at_level(logging.INFO, logger="prodcat.training.steps"):
         decision = retrain.check_retraining(SETTINGS, requested)
     assert decision.retrain is True and decision.reason == reason
     assert fake.counters == [f"train.trigger.{reason}"]
@@ -116,7 +116,7 @@ def test_each_trigger_is_decided_logged_and_counted(monkeypatch, caplog, store, 
 
 def test_a_healthy_champion_is_scored_on_fresh_rows_and_training_skipped(monkeypatch, caplog):
     fake = FakeStore(version("4", snapshot=12), backlog=99, recent_f1=0.8).install(monkeypatch)
-    with caplog.at_level(logging.INFO, logger="prodcat.retrain"):
+    with caplog.at_level(logging.INFO, logger="prodcat.training.steps"):
         decision = retrain.check_retraining(SETTINGS)
     assert decision.as_dict() == {"retrain": False, "reason": "healthy", "champion_version": "4",
                                   "champion_recent_f1": 0.8, "backlog": 99}  # fmt: skip
@@ -151,10 +151,10 @@ def test_missing_data_says_why(monkeypatch, caplog):
     FakeStore(None, rows=50, held_out=1).install(monkeypatch)
     assert find_missing_data(SETTINGS) is None  # min_rows itself is enough
     FakeStore(None, rows=49, held_out=1).install(monkeypatch)
-    with caplog.at_level(logging.INFO, logger="prodcat.retrain"):
+    with caplog.at_level(logging.INFO, logger="prodcat.training.steps"):
         assert find_missing_data(SETTINGS) == "too_few_rows"
     FakeStore(None, rows=10**6, held_out=0).install(monkeypatch)
-    with caplog.at_level(logging.INFO, logger="prodcat.retrain"):
+    with caplog.at_level(logging.INFO, logger="prodcat.training.steps"):
         assert find_missing_data(SETTINGS) == "no_evaluation_set"
     assert caplog.messages == [
         "rakuten-sample has 49 labelled rows, fewer than PRODCAT_TRAINING__MIN_ROWS (50): "

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from fastapi.exceptions import RequestValidationError
 
-from prodcat.features import ProductTextCleaner
 from prodcat.serving.budget import (
     RAW_MARKUP_FACTOR,
     Limits,
@@ -15,6 +14,7 @@ from prodcat.serving.budget import (
     clean_items,
 )
 from prodcat.serving.schemas import PredictRequest
+from prodcat.training.features import ProductTextCleaner
 
 LIMITS = Limits(title_chars=10, description_chars=20, request_chars=100, batch_items=3)
 CLEANER = ProductTextCleaner()

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from prodcat.features import (
+from prodcat.training.features import (
     ProductTextCleaner,
     _columns,
     _CombiningMarks,

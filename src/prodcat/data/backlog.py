@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 def report_backlog(settings: Settings | None = None) -> int:
     """Count the backlog against the champion's snapshot, log it and send it as a gauge."""
-    from prodcat.registry import get_champion, get_snapshot_batch
+    from prodcat.training.registry import get_champion, get_snapshot_batch
 
     settings = settings or get_settings()
     since = get_snapshot_batch(get_champion(settings))

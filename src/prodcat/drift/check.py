@@ -34,7 +34,7 @@ from prodcat.drift.compare import Comparison, compare_frames
 from prodcat.drift.descriptors import Vocabulary
 from prodcat.drift.frames import current_frame, predict_outputs, reference_frame, usable_columns
 from prodcat.metrics import set_gauge
-from prodcat.registry import get_champion, get_snapshot_batch, load_version
+from prodcat.training.registry import get_champion, get_snapshot_batch, load_version
 
 log = logging.getLogger(__name__)
 WINDOWS = ("new_data", "live_traffic")

@@ -12,7 +12,7 @@ import unicodedata
 import numpy as np
 import pandas as pd
 
-from prodcat.features import strip_html
+from prodcat.training.features import strip_html
 
 DESCRIPTOR_COLUMNS = ["chars", "words", "digit_share", "upper_share", "nonletter_share"]
 

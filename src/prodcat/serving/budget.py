@@ -14,8 +14,8 @@ from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
 
 from prodcat.config import Settings
-from prodcat.features import ProductTextCleaner
 from prodcat.serving.schemas import PredictRequest
+from prodcat.training.features import ProductTextCleaner
 
 # Raw text may carry markup and entities that cleaning removes (listings do), so the raw
 # length may exceed the cleaned limit by this factor; it bounds the cost of cleaning itself.

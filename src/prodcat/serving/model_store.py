@@ -18,8 +18,8 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from prodcat.config import Settings
-from prodcat.explain import explain_documents, find_feature_names
-from prodcat.features import ProductTextCleaner
+from prodcat.training.explain import explain_documents, find_feature_names
+from prodcat.training.features import ProductTextCleaner
 
 log = logging.getLogger(__name__)
 STALE_DOWNLOAD_SECONDS = 3600  # no download of a model takes this long
@@ -84,7 +84,7 @@ class LoadedModel:
         return find_feature_names(self.after_cleaning)
 
     def explain_documents(self, documents: list[str], top: int) -> list[dict]:
-        """Exact per-n-gram explanations (prodcat.explain); NotExplainable for a non-linear
+        """Exact per-n-gram explanations (prodcat.training.explain); NotExplainable for a non-linear
         model."""
         return explain_documents(self.after_cleaning, self.feature_names, documents, top)
 
@@ -132,7 +132,7 @@ def _load_from_registry(settings: Settings) -> LoadedModel:
     import mlflow.sklearn
 
     from prodcat.integrity import ModelIntegrityError, verify_model_dir
-    from prodcat.registry import CHAMPION, get_champion, get_client
+    from prodcat.training.registry import CHAMPION, get_champion, get_client
 
     version = get_champion(settings)
     if version is None:
@@ -163,7 +163,7 @@ def fetch_copy(settings: Settings, version: Any) -> Path:
     leaves nothing behind; a half-downloaded copy is never taken for a model."""
     import mlflow
 
-    from prodcat.registry import use_mlflow
+    from prodcat.training.registry import use_mlflow
 
     # The run id is part of the name: version numbers restart when a registered model is recreated.
     target = local_copy_dir(settings) / f"{version.version}-{version.run_id}"

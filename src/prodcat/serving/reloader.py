@@ -22,7 +22,7 @@ REFUSED_RETRY_POLLS = 20  # 10 minutes at the default 30 s interval
 
 def probe_champion_version(settings: Settings) -> str | None:
     """The version the champion alias points at now (None when there is none)."""
-    from prodcat.registry import get_champion
+    from prodcat.training.registry import get_champion
 
     version = get_champion(settings)
     return version.version if version else None

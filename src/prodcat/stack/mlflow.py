@@ -61,6 +61,6 @@ def write_auth_config(path: Path) -> None:
 def add_reader_user(settings: Settings) -> None:
     """The API's read-only user, once MLflow is up (MLflow's client is imported only now:
     `stack status` stays quick)."""
-    from prodcat.registry import ensure_reader_user
+    from prodcat.training.registry import ensure_reader_user
 
     ensure_reader_user(settings)

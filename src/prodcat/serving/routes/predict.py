@@ -6,7 +6,6 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from prodcat.explain import NotExplainable
 from prodcat.serving.budget import Limits, check_batch_size, clean_items
 from prodcat.serving.deps import Explain, ModelDep, TopK
 from prodcat.serving.model_store import LoadedModel
@@ -17,6 +16,7 @@ from prodcat.serving.schemas import (
     PredictRequest,
     PredictResponse,
 )
+from prodcat.training.explain import NotExplainable
 
 # Cleaning a request this long or longer runs off the event loop: it may take milliseconds.
 INLINE_CLEANING_CHARS = 2000

@@ -25,14 +25,14 @@ from prodcat.data.training_set import (
     load_evaluation_set,
     load_products,
 )
-from prodcat.evaluate import evaluate_model, plot_confusion, plot_reliability
 from prodcat.integrity import tag_artifact_digest
 from prodcat.metrics import incr_metric, record_timing, set_gauge
-from prodcat.registry import (
+from prodcat.training.evaluate import evaluate_model, plot_confusion, plot_reliability
+from prodcat.training.gate import gate_challenger
+from prodcat.training.registry import (
     SNAPSHOT_BATCH_TAG,
     SNAPSHOT_IDS_TAG,
     SNAPSHOT_ROWS_TAG,
-    gate_challenger,
     get_champion,
     get_client,
     get_snapshot_batch,
@@ -40,7 +40,7 @@ from prodcat.registry import (
     promote_version,
     use_mlflow,
 )
-from prodcat.train import fit_best, search_candidates
+from prodcat.training.search import fit_best, search_candidates
 
 log = logging.getLogger(__name__)
 # The MLflow run tag holding the Airflow run id that trained it: a retry finds its version.

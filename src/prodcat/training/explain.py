@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.pipeline import Pipeline
 
-from prodcat.inference import CalibratedLinearEnsemble, TemperatureScaled
+from prodcat.training.compact import CalibratedLinearEnsemble, TemperatureScaled
 
 
 class NotExplainable(ValueError):

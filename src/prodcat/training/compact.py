@@ -1,0 +1,171 @@
+"""Inference-speed equivalents of fitted classifiers, swapped in before a model is logged.
+
+A sigmoid-calibrated LinearSVC ensemble (CalibratedClassifierCV, cv=3) answers one row in
+about 7 ms, nearly all of it Python overhead: 3 members x 27 per-class calibrators. The
+same arithmetic as one matrix product over stacked weights costs well under a millisecond.
+The weights are float32: that halves the memory traffic of the product, which dominates
+large batches, and moves probabilities by about 1e-6. Evaluation scores the compacted model,
+so the figures the quality gate sees are those of what is served.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import minimize_scalar
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+CSC_FROM_ROWS = 64  # below this, converting (an index per feature column) costs more
+
+
+class CalibratedLinearEnsemble(ClassifierMixin, BaseEstimator):
+    """Averaged per-member sigmoid-calibrated linear scores, as CalibratedClassifierCV does."""
+
+    def __init__(
+        self, weights=None, intercepts=None, slopes=None, offsets=None, classes=None,
+        temperature=1.0,
+    ):  # fmt: skip
+        self.weights = weights  # (n_features, members * classes)
+        self.intercepts = intercepts  # (members * classes,)
+        self.slopes = slopes  # sigmoid a_, (members * classes,)
+        self.offsets = offsets  # sigmoid b_, (members * classes,)
+        self.classes = classes
+        # Averaged one-vs-rest sigmoids are underconfident (0.84 said, 0.96 right): a
+        # temperature below 1, fitted on held-out rows, sharpens them (see fit_temperature).
+        self.temperature = temperature
+
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("temperature", 1.0)  # versions registered before temperature scaling
+        super().__setstate__(state)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.classes
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self.weights is not None
+
+    def fit(self, X, y=None) -> CalibratedLinearEnsemble:
+        raise NotImplementedError("built from a fitted CalibratedClassifierCV, not fitted")
+
+    def decision_function(self, X) -> np.ndarray:
+        X = X.astype(np.float32, copy=False)
+        if sp.issparse(X) and X.shape[0] >= CSC_FROM_ROWS:
+            # Column by column, each weight row is read once per batch rather than once per
+            # item that has the feature: a 1,000-item batch multiplies in 60% of the time.
+            # The sums run in the same order, so the scores are identical.
+            X = X.tocsc()
+        scores = X @ self.weights
+        return np.asarray(scores, dtype=np.float64) + self.intercepts
+
+    def predict_proba(self, X) -> np.ndarray:
+        n_classes = len(self.classes)
+        proba = expit(-(self.slopes * self.decision_function(X) + self.offsets))
+        proba = proba.reshape(proba.shape[0], -1, n_classes)
+        total = proba.sum(axis=2, keepdims=True)
+        proba = np.divide(proba, total, out=np.full_like(proba, 1 / n_classes), where=total != 0)
+        proba[(proba > 1.0) & (proba <= 1.0 + 1e-5)] = 1.0
+        return sharpen(proba.mean(axis=1), self.temperature)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def sharpen(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling of probabilities: p ** (1 / T), renormalised per row (T < 1
+    sharpens, T > 1 flattens). The ranking, so the predicted class, never changes."""
+    if temperature == 1.0:
+        return proba
+    scaled = np.power(proba, 1.0 / temperature)
+    return scaled / scaled.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(proba: np.ndarray, classes: np.ndarray, y) -> float:
+    """The temperature minimising the log-loss of sharpen(proba, T) on held-out rows (Guo et
+    al. 2017, applied to probabilities): one number, so it cannot overfit a few thousand rows."""
+    truth = np.searchsorted(classes, np.asarray(y))
+    rows = np.arange(len(truth))
+
+    def log_loss(temperature: float) -> float:
+        picked = sharpen(proba, temperature)[rows, truth]
+        return float(-np.log(np.clip(picked, 1e-12, None)).mean())
+
+    return float(minimize_scalar(log_loss, bounds=(0.05, 5.0), method="bounded").x)
+
+
+class TemperatureScaled(ClassifierMixin, BaseEstimator):
+    """A fitted classifier whose probabilities are sharpened by one temperature: for the
+    winners that are not a compacted LinearSVC ensemble (which carries its own)."""
+
+    def __init__(self, estimator=None, temperature=1.0):
+        self.estimator = estimator
+        self.temperature = temperature
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.estimator.classes_
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self.estimator, "classes_")
+
+    def fit(self, X, y=None) -> TemperatureScaled:
+        raise NotImplementedError("wraps a fitted classifier, not fitted")
+
+    def predict_proba(self, X) -> np.ndarray:
+        return sharpen(self.estimator.predict_proba(X), self.temperature)
+
+    def predict(self, X) -> np.ndarray:
+        return self.estimator.predict(X)
+
+
+def apply_temperature(pipeline: Pipeline, temperature: float) -> Pipeline:
+    """Scale the pipeline's probabilities by temperature, inside the model that is logged."""
+    name, classifier = pipeline.steps[-1]
+    if isinstance(classifier, CalibratedLinearEnsemble):
+        classifier.temperature = temperature
+    else:
+        pipeline.steps[-1] = (name, TemperatureScaled(classifier, temperature))
+    return pipeline
+
+
+def compact_calibrated(model: CalibratedClassifierCV) -> CalibratedLinearEnsemble | None:
+    """The stacked equivalent of a sigmoid-calibrated linear ensemble; None if not one."""
+    members = getattr(model, "calibrated_classifiers_", None)
+    classes = model.classes_ if members else None
+    if not members or len(classes) < 3:
+        return None
+    weights, intercepts, slopes, offsets = [], [], [], []
+    for member in members:
+        estimator = member.estimator
+        if (
+            member.method != "sigmoid"
+            or not hasattr(estimator, "coef_")
+            or not np.array_equal(estimator.classes_, classes)
+        ):
+            return None
+        weights.append(estimator.coef_)
+        intercepts.append(np.broadcast_to(estimator.intercept_, len(classes)))
+        slopes.append([c.a_ for c in member.calibrators])
+        offsets.append([c.b_ for c in member.calibrators])
+    return CalibratedLinearEnsemble(
+        weights=np.ascontiguousarray(np.vstack(weights).T, dtype=np.float32),
+        intercepts=np.concatenate(intercepts).astype(float),
+        slopes=np.concatenate(slopes).astype(float),
+        offsets=np.concatenate(offsets).astype(float),
+        classes=np.asarray(classes),
+    )
+
+
+def compact_pipeline(pipeline: Pipeline) -> Pipeline:
+    """Swap the pipeline's classifier for its inference-speed equivalent, when it has one."""
+    compact = compact_calibrated(pipeline.steps[-1][1])
+    if compact is not None:
+        pipeline.steps[-1] = (pipeline.steps[-1][0], compact)
+        log.info("classifier compacted for inference: %s", type(compact).__name__)
+    return pipeline

@@ -136,6 +136,21 @@ def time_batches(url: str, items: list[dict], runs: int = 20) -> list[float]:
     return timings[2:]  # the first calls warm the caches
 
 
+def time_explain(url: str, items: list[dict], runs: int = 600) -> None:
+    """p50 of one-item requests with and without ?explain=true, interleaved, on one client."""
+    plain, explained = [], []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        client.post("/predict/?explain=true", json=items[0]).raise_for_status()  # names built
+        for i in range(runs):
+            for path, timings in (("/predict/", plain), ("/predict/?explain=true", explained)):
+                started = time.perf_counter()
+                client.post(path, json=items[i % len(items)]).raise_for_status()
+                timings.append((time.perf_counter() - started) * 1000)
+    p50, p50_explained = statistics.median(plain), statistics.median(explained)
+    print(f"one item, p50 over {runs}: {p50:.2f} ms plain, {p50_explained:.2f} ms with explain "
+          f"(+{p50_explained - p50:.2f} ms; target at most +1 ms)")  # fmt: skip
+
+
 def server_rss_mib(state: Path) -> float:
     tree = api_processes(state)
     return sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20
@@ -247,6 +262,7 @@ def main() -> None:
             f"{statistics.quantiles(timings, n=20)[-1]:.0f} ms, max {max(timings):.0f} ms"
         )
         print(f"API resident memory (all workers): {server_rss_mib(state):.0f} MiB")
+        time_explain(url, items)
         worst = worst_case_items(settings.api.max_request_chars)
         time_worst_case(url, state, worst)
         flood(url, bodies, worst, args.flood, args.seconds)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import mlflow
 import mlflow.sklearn
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
@@ -17,7 +19,7 @@ from sklearn.dummy import DummyClassifier
 from prodcat.integrity import ModelIntegrityError, tag_artifact_digest
 from prodcat.serving.app import create_app
 from prodcat.serving.model_store import load_champion, local_copy_dir
-from prodcat.training.registry import CHAMPION, get_client, load_version
+from prodcat.training.registry import CHAMPION, PREVIOUS, get_client, load_version, use_mlflow
 
 from ..models import register_small_models, wait_until
 
@@ -117,3 +119,38 @@ def test_a_tampered_artifact_is_refused_everywhere_and_ready_says_why(store, tmp
         assert ready["model_version"] == good and ready["stale"]
         assert f"version {target} refused" in ready["detail"]
         assert api.post("/predict/", json={"title": "console manette"}).status_code == 200
+
+
+def register_model_dir(settings, folder) -> str:
+    """Register a saved model directory byte for byte (its pickle is not made again)."""
+    use_mlflow(settings)
+    mlflow.set_experiment(settings.mlflow.experiment)
+    with mlflow.start_run(run_name="model-before-training-package") as run:
+        mlflow.log_artifacts(str(folder), artifact_path="model")
+    client = get_client(settings)
+    version = client.create_model_version(
+        MODEL_NAME, f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+    ).version
+    tag_artifact_digest(str(version), settings)
+    return str(version)
+
+
+def test_versions_registered_before_the_training_package_still_load_and_serve(store):
+    """Their pickles name prodcat.features, prodcat.inference and prodcat.train."""
+    settings, _ = store
+    fixtures = Path(__file__).parents[1] / "fixtures"
+    svc = register_model_dir(settings, fixtures / "model-before-training-package-svc")
+    xgb = register_model_dir(settings, fixtures / "model-before-training-package-xgb")
+    client = get_client(settings)
+    client.set_registered_model_alias(MODEL_NAME, PREVIOUS, xgb)
+    set_champion(settings, svc)
+    rows = pd.DataFrame({"title": ["Console Jeu Manette", "Pompe Piscine"], "description": ""})
+    previous = client.get_model_version_by_alias(MODEL_NAME, PREVIOUS).version
+    assert load_version(previous, settings).predict_proba(rows).shape == (2, 3)
+    assert list(load_version(svc, settings).predict(rows)) == ["20", "30"]
+    app = create_app(settings, poll=False)
+    with TestClient(app) as client:
+        body = client.post("/predict/?explain=true", json={"title": "Pompe Piscine Filtre"})
+        assert body.status_code == 200, body.text
+        assert body.json()["model_version"] == svc
+        assert body.json()["explanation"]["category_code"] == "30"

@@ -1,0 +1,40 @@
+"""POST /admin/retrain and GET /admin/retrain/{id}: behind the admin token, and a clear 503
+when Airflow cannot be reached (a real closed port here; tests/integration starts real runs)."""
+
+import socket
+
+from fastapi.testclient import TestClient
+
+from prodcat.config import get_settings
+from prodcat.serving.app import create_app
+
+from .conftest import settings_without_log
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the socket is
+
+
+def test_retraining_needs_the_admin_token(client):
+    assert client.post("/admin/retrain").status_code == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert client.get("/admin/retrain/manual__x", headers=wrong).status_code == 401
+
+
+def test_airflow_down_is_a_503_that_says_so(small_model):
+    settings = settings_without_log()
+    settings = settings.model_copy(update={
+        "airflow": settings.airflow.model_copy(update={"port": closed_port()})})  # fmt: skip
+    token = get_settings().api.admin_token.get_secret_value()
+    headers = {"Authorization": f"Bearer {token}"}
+    app = create_app(settings, loader=lambda s: small_model, poll=False)
+    with TestClient(app) as client:
+        for response in (client.post("/admin/retrain", headers=headers),
+                         client.get("/admin/retrain/manual__1", headers=headers)):  # fmt: skip
+            assert response.status_code == 503
+            assert "cannot be reached" in response.json()["detail"]
+            assert "retry later" in response.json()["detail"]
+            assert response.headers["Retry-After"] == "30"
+        assert client.post("/predict/", json={"title": "console"}).status_code == 200

@@ -60,7 +60,7 @@ def real_text(chars: int = 400_000) -> str:
     data = pd.read_csv(ROOT / Settings().data.raw_dir / "designations.csv").dropna()
     text = " ".join(data["designation"].sample(frac=1.0, random_state=11))
     text = "".join(c for c in text if c not in "&<>;")
-    return ProductTextCleaner.clean_fields(text, "")[0][:chars]
+    return ProductTextCleaner().clean_fields(text, "")[0][:chars]
 
 
 def worst_case_items(request_chars: int, title_chars: int = 1000) -> list[dict]:

@@ -31,11 +31,6 @@ class LinearWeights:
     members: int
     classes: np.ndarray
 
-    def margins(self, features: sp.csr_matrix) -> np.ndarray:
-        """Each row's margin per class: the mean over members of coefficients . x + b."""
-        scores = np.asarray(features @ self.weights, dtype=np.float64) + self.intercepts
-        return scores.reshape(features.shape[0], self.members, -1).mean(axis=1)
-
     def rows(self, columns: np.ndarray) -> np.ndarray:
         """The coefficients of some feature columns per class, averaged over members."""
         picked = np.asarray(self.weights[columns], dtype=np.float64)
@@ -79,21 +74,23 @@ def explain_documents(
     linear = find_linear_weights(after_cleaning.steps[-1][1])
     features = sp.csr_matrix(after_cleaning[:-1].transform(docs))
     ranking = np.argsort(-after_cleaning.steps[-1][1].predict_proba(features), axis=1)
-    margins, intercepts = linear.margins(features), linear.intercept()
-    explanations = []
+    intercepts, explanations = linear.intercept(), []
     for i in range(features.shape[0]):
+        # Only the row's own features' coefficients are read: a product with the whole
+        # weight matrix would copy it (float32 to float64), tens of megabytes per call.
         row = features[i]
         per_class = row.data[:, None] * linear.rows(row.indices)
+        margins = per_class.sum(axis=0) + intercepts
         best, second = ranking[i, 0], ranking[i, 1] if ranking.shape[1] > 1 else ranking[i, 0]
         explanation = describe(per_class[:, best], row.indices, names, top)
         explanation.update(
-            category_code=str(linear.classes[best]), margin=float(margins[i, best]),
+            category_code=str(linear.classes[best]), margin=float(margins[best]),
             intercept=float(intercepts[best]),
         )  # fmt: skip
         against = describe(per_class[:, best] - per_class[:, second], row.indices, names, top)
         against.update(category_code=str(linear.classes[second]),
-                       margin=float(margins[i, second]),
-                       margin_gap=float(margins[i, best] - margins[i, second]),
+                       margin=float(margins[second]),
+                       margin_gap=float(margins[best] - margins[second]),
                        intercept_gap=float(intercepts[best] - intercepts[second]))  # fmt: skip
         explanation["runner_up"] = against
         explanations.append(explanation)

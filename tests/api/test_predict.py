@@ -127,3 +127,16 @@ def test_a_model_that_cannot_explain_says_so():
         assert response.status_code == 422
         assert "version 8 cannot explain" in response.json()["detail"]
         assert client.post("/predict/", json={"title": "console"}).status_code == 200
+
+
+def test_one_model_call_explains_only_the_items_that_asked(small_model):
+    # Single predictions are coalesced: one call may hold requests with and without explain.
+    from prodcat.serving.predictor import predict_items
+
+    docs = [small_model.cleaner.compose(*small_model.cleaner.clean_fields(t, ""))
+            for t in ("console nintendo", "roman poche")]  # fmt: skip
+    results = predict_items(small_model, docs, [None, None], [3, 3], None, [False, True])
+    assert "explanation" not in results[0]
+    assert results[1]["explanation"]["category_code"] == results[1]["category_code"] == "10"
+    plain = predict_items(small_model, docs, [None, None], [3, 3])
+    assert [r["top_k"] for r in plain] == [r["top_k"] for r in results]

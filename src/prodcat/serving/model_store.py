@@ -15,10 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.pipeline import Pipeline
 
 from prodcat.config import Settings
-from prodcat.training.explain import explain_documents, find_feature_names
+from prodcat.training.explain import (
+    LinearWeights,
+    explain_row,
+    find_feature_names,
+    find_linear_weights,
+)
 from prodcat.training.features import ProductTextCleaner
 
 log = logging.getLogger(__name__)
@@ -83,10 +89,27 @@ class LoadedModel:
         """Each TF-IDF view's n-grams, built on the first explanation asked for."""
         return find_feature_names(self.after_cleaning)
 
-    def explain_documents(self, documents: list[str], top: int) -> list[dict]:
-        """Exact per-n-gram explanations (prodcat.training.explain); NotExplainable for a non-linear
-        model."""
-        return explain_documents(self.after_cleaning, self.feature_names, documents, top)
+    @cached_property
+    def linear_weights(self) -> LinearWeights:
+        """The coefficients explanations read; NotExplainable for a non-linear model."""
+        return find_linear_weights(self.model.steps[-1][1])
+
+    def check_explainable(self) -> None:
+        """NotExplainable unless the model can explain (checked before a request queues)."""
+        _ = self.linear_weights, self.feature_names
+
+    def predict_and_explain(
+        self, documents: list[str], explain: list[bool], top: int
+    ) -> tuple[np.ndarray, list[dict | None]]:
+        """Class probabilities, and for the documents marked, exact per-n-gram explanations
+        (prodcat.training.explain), from one pass over the features."""
+        features = sp.csr_matrix(self.after_cleaning[:-1].transform(documents))
+        proba = self.after_cleaning.steps[-1][1].predict_proba(features)
+        explanations = [
+            explain_row(self.linear_weights, features[i], proba[i], self.feature_names, top)
+            if wanted else None for i, wanted in enumerate(explain)
+        ]  # fmt: skip
+        return proba, explanations
 
     def predict_documents(self, documents: list[str]) -> np.ndarray:
         """Class probabilities of documents the cleaner made."""

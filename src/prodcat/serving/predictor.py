@@ -17,6 +17,7 @@ from prodcat.serving.model_store import LoadedModel
 from prodcat.serving.schemas import PredictRequest
 
 log = logging.getLogger(__name__)
+EXPLAINED_NGRAMS = 10  # n-grams listed per explanation, and per runner-up
 # The prediction log's door (PredictionLogWriter.log): model version, items, their results.
 Sink = Callable[[str, list[PredictRequest], list[dict]], None]
 
@@ -27,15 +28,21 @@ def predict_items(
     items: list[PredictRequest],
     ks: list[int],
     sink: Sink | None = None,
+    explain: list[bool] | None = None,
 ) -> list[dict]:
-    """Top-k categories of each item (k per item), in the items' order; one model call.
+    """Top-k categories of each item (k per item), in the items' order; one model call. Items
+    marked in explain also get their explanation, from the same features.
 
     docs are the items as the model's cleaner made them (serving/budget.py cleaned and
     measured them); items are the raw requests, for the prediction log. Results are plain
     dicts shaped as PredictResponse: building a pydantic object per category cost a quarter
     of a 1,000-item batch, and they would only be dumped to JSON.
     """
-    probabilities = loaded.predict_documents(docs)
+    explanations = None
+    if explain is not None and any(explain):
+        probabilities, explanations = loaded.predict_and_explain(docs, explain, EXPLAINED_NGRAMS)
+    else:
+        probabilities = loaded.predict_documents(docs)
     order = np.argsort(-probabilities, axis=1)[:, : max(ks)]
     scores = np.take_along_axis(probabilities, order, axis=1).round(6).tolist()
     categories, results = loaded.categories, []
@@ -43,6 +50,10 @@ def predict_items(
         pairs = zip(columns[:k], confidences[:k], strict=True)
         top = [{**categories[j], "confidence": p} for j, p in pairs]
         results.append({**top[0], "top_k": top, "model_version": loaded.version})
+    if explanations is not None:
+        for result, explanation in zip(results, explanations, strict=True):
+            if explanation is not None:
+                result["explanation"] = explanation
     record_prediction_metrics(results)
     if sink is not None:
         sink(loaded.version, items, results)
@@ -76,6 +87,7 @@ class Job:
     items: list[PredictRequest]
     ks: list[int]
     deadline: float  # the event loop's time after which the request gets its 503
+    explain: bool = False
     future: asyncio.Future = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -165,9 +177,12 @@ class Lane:
         docs = [d for j in group for d in j.docs]
         items = [i for j in group for i in j.items]
         ks = [k for j in group for k in j.ks]
+        explain = [j.explain for j in group for _ in j.docs]
         self.running = group
         try:
-            results = await asyncio.to_thread(predict_items, loaded, docs, items, ks, self.sink)
+            results = await asyncio.to_thread(
+                predict_items, loaded, docs, items, ks, self.sink, explain
+            )
         except Exception as error:
             log.exception("model call failed for %d items", len(items))
             for job in group:
@@ -208,11 +223,17 @@ class PredictionBatcher:
         return self.singles if items == 1 else self.batches
 
     async def predict(
-        self, loaded: LoadedModel, docs: list[str], items: list, ks: list[int]
+        self,
+        loaded: LoadedModel,
+        docs: list[str],
+        items: list,
+        ks: list[int],
+        explain: bool = False,
     ) -> list[dict]:
         """The items' results, once the model has run them; Overloaded when it cannot."""
         deadline = asyncio.get_running_loop().time() + self.timeout
-        job, lane = Job(loaded, docs, items, ks, deadline), self.lane(len(items))
+        job = Job(loaded, docs, items, ks, deadline, explain=explain)
+        lane = self.lane(len(items))
         lane.put(job)
         try:
             return await job.future  # expire_forever fails it with Overloaded when late

@@ -71,30 +71,38 @@ def explain_documents(
 ) -> list[dict]:
     """For each cleaned document: the predicted category's margin, its top n-grams with signed
     contributions, the rest and the intercept; and the same against the runner-up."""
-    linear = find_linear_weights(after_cleaning.steps[-1][1])
     features = sp.csr_matrix(after_cleaning[:-1].transform(docs))
-    ranking = np.argsort(-after_cleaning.steps[-1][1].predict_proba(features), axis=1)
-    intercepts, explanations = linear.intercept(), []
-    for i in range(features.shape[0]):
-        # Only the row's own features' coefficients are read: a product with the whole
-        # weight matrix would copy it (float32 to float64), tens of megabytes per call.
-        row = features[i]
-        per_class = row.data[:, None] * linear.rows(row.indices)
-        margins = per_class.sum(axis=0) + intercepts
-        best, second = ranking[i, 0], ranking[i, 1] if ranking.shape[1] > 1 else ranking[i, 0]
-        explanation = describe(per_class[:, best], row.indices, names, top)
-        explanation.update(
-            category_code=str(linear.classes[best]), margin=float(margins[best]),
-            intercept=float(intercepts[best]),
-        )  # fmt: skip
-        against = describe(per_class[:, best] - per_class[:, second], row.indices, names, top)
-        against.update(category_code=str(linear.classes[second]),
-                       margin=float(margins[second]),
-                       margin_gap=float(margins[best] - margins[second]),
-                       intercept_gap=float(intercepts[best] - intercepts[second]))  # fmt: skip
-        explanation["runner_up"] = against
-        explanations.append(explanation)
-    return explanations
+    proba = after_cleaning.steps[-1][1].predict_proba(features)
+    linear = find_linear_weights(after_cleaning.steps[-1][1])
+    return [explain_row(linear, features[i], proba[i], names, top) for i in range(len(docs))]
+
+
+def explain_row(
+    linear: LinearWeights,
+    row: sp.csr_matrix,
+    proba: np.ndarray,
+    names: list[tuple[str, np.ndarray]],
+    top: int,
+) -> dict:
+    """One document's explanation, from its feature row and its probabilities."""
+    # Only the row's own features' coefficients are read: a product with the whole weight
+    # matrix would copy it (float32 to float64), tens of megabytes per call.
+    per_class = row.data[:, None] * linear.rows(row.indices)
+    intercepts = linear.intercept()
+    margins = per_class.sum(axis=0) + intercepts
+    ranking = np.argsort(-proba)
+    best, second = ranking[0], ranking[1] if len(ranking) > 1 else ranking[0]
+    explanation = describe(per_class[:, best], row.indices, names, top)
+    explanation.update(
+        category_code=str(linear.classes[best]), margin=float(margins[best]),
+        intercept=float(intercepts[best]),
+    )  # fmt: skip
+    against = describe(per_class[:, best] - per_class[:, second], row.indices, names, top)
+    against.update(category_code=str(linear.classes[second]), margin=float(margins[second]),
+                   margin_gap=float(margins[best] - margins[second]),
+                   intercept_gap=float(intercepts[best] - intercepts[second]))  # fmt: skip
+    explanation["runner_up"] = against
+    return explanation
 
 
 def describe(

@@ -20,7 +20,6 @@ from prodcat.training.explain import NotExplainable
 
 # Cleaning a request this long or longer runs off the event loop: it may take milliseconds.
 INLINE_CLEANING_CHARS = 2000
-EXPLAINED_NGRAMS = 10
 
 router = APIRouter(
     prefix="/predict",
@@ -37,10 +36,10 @@ async def predict(
     body: PredictRequest, request: Request, loaded: ModelDep, top_k: TopK, explain: Explain
 ) -> Response:
     """The category of one product listing; with explain=true, the n-grams behind it."""
-    docs = await clean_request(loaded, [body], request.app.state.limits, ("body",))
-    results = await request.app.state.batcher.predict(loaded, docs, [body], [top_k])
     if explain:
-        await add_explanations(loaded, docs, results)
+        check_explainable(loaded)
+    docs = await clean_request(loaded, [body], request.app.state.limits, ("body",))
+    results = await request.app.state.batcher.predict(loaded, docs, [body], [top_k], explain)
     return JSONResponse(results[0])
 
 
@@ -57,11 +56,11 @@ async def predict_batch(
     check_batch_size(body.items, limits)
     batcher = request.app.state.batcher
     batcher.lane(len(body.items)).check_room()  # before the work of cleaning, when refused
+    if explain:
+        check_explainable(loaded)
     docs = await clean_request(loaded, body.items, limits, ("body", "items"))
     ks = [top_k] * len(body.items)
-    predictions = await batcher.predict(loaded, docs, body.items, ks)
-    if explain:
-        await add_explanations(loaded, docs, predictions)
+    predictions = await batcher.predict(loaded, docs, body.items, ks, explain)
     # Returned as built (dicts shaped as the response model): FastAPI would validate and
     # serialise them again.
     return JSONResponse({"predictions": predictions, "model_version": loaded.version})
@@ -77,12 +76,10 @@ async def clean_request(
     return await run_in_threadpool(clean_items, loaded.cleaner, items, limits, loc)
 
 
-async def add_explanations(loaded: LoadedModel, docs: list[str], results: list[dict]) -> None:
-    """Each result's explanation, computed off the event loop; 422 for a model that has none."""
+def check_explainable(loaded: LoadedModel) -> None:
+    """422 for a model that cannot explain, before the request queues."""
     try:
-        explanations = await run_in_threadpool(loaded.explain_documents, docs, EXPLAINED_NGRAMS)
+        loaded.check_explainable()
     except NotExplainable as error:
         detail = f"model version {loaded.version} cannot explain its answers: {error}"
         raise HTTPException(422, detail=f"{detail}; ask without explain") from error
-    for result, explanation in zip(results, explanations, strict=True):
-        result["explanation"] = explanation

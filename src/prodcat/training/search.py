@@ -65,14 +65,12 @@ class EncodedXGBClassifier(BaseEstimator):
 
 
 def make_estimator(name: str, probabilities: bool = True) -> BaseEstimator:
-    """A fresh classifier by candidate name. With probabilities, a LinearSVC is fitted on all
-    the rows and its margins calibrated (sigmoid per class) on out-of-fold margins; without,
-    it is bare, which is all a search scored on F1 needs."""
+    """A fresh classifier by candidate name. With probabilities, a LinearSVC is calibrated
+    (sigmoid per class, 3 folds; see fit_best for one model instead of three); without, it is
+    bare, which is all a search scored on F1 needs."""
     factories = {
         "linear_svc": lambda: (
-            CalibratedClassifierCV(LinearSVC(), cv=3, ensemble=False)
-            if probabilities
-            else LinearSVC()
+            CalibratedClassifierCV(LinearSVC(), cv=3) if probabilities else LinearSVC()
         ),
         # lbfgs over ~1M TF-IDF columns: a bounded number of passes keeps the search in budget.
         "logistic_regression": lambda: LogisticRegression(max_iter=60, tol=1e-3),
@@ -203,6 +201,11 @@ def fit_best(X: pd.DataFrame, y: pd.Series, result: SearchResult, profile: str) 
     )
     prefix = param_prefix(result.best_name)
     pipeline.set_params(**{prefix + k: v for k, v in result.best_params.items()})
+    if result.best_name == "linear_svc":
+        # One LinearSVC on all rows, its sigmoids fitted on out-of-fold margins, is more
+        # accurate; the three-member ensemble is better calibrated on a few thousand rows
+        # (ECE 0.051 against 0.034 at 4,000: the gate's limit is 0.05).
+        pipeline.set_params(clf__ensemble=config.get("calibration_ensemble", True))
     temperature = measure_temperature(pipeline, X, y)
     log.info("refitting %s on %d rows with %s", result.best_name, len(X), result.best_params)
     return apply_temperature(compact_pipeline(pipeline.fit(X, y)), temperature)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import quote
+
 import httpx
 
 from prodcat.config import Settings
 
 TIMEOUT = httpx.Timeout(10.0)
+# Airflow 3's default [scheduler] allowed_run_id_pattern.
+ALLOWED_RUN_ID = re.compile(r"[A-Za-z0-9_.~:+-]+")
 
 
 class AirflowUnavailable(Exception):
@@ -24,8 +29,12 @@ async def trigger_dag(settings: Settings, dag_id: str, conf: dict) -> dict:
 
 
 async def get_dag_run(settings: Settings, dag_id: str, run_id: str) -> dict:
-    """One DAG run as Airflow describes it; RunNotFound when it has none with that id."""
-    return await call_airflow(settings, "GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+    """One DAG run as Airflow describes it; RunNotFound when it has none with that id.
+
+    Airflow's own run ids match ALLOWED_RUN_ID: anything else cannot name a run."""
+    if not ALLOWED_RUN_ID.fullmatch(run_id) or not run_id.strip("."):
+        raise RunNotFound(f"{run_id!r} is not an Airflow run id")
+    return await call_airflow(settings, "GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
 
 
 async def call_airflow(settings: Settings, method: str, path: str, **kwargs) -> dict:

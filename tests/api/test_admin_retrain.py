@@ -38,3 +38,18 @@ def test_airflow_down_is_a_503_that_says_so(small_model):
             assert "retry later" in response.json()["detail"]
             assert response.headers["Retry-After"] == "30"
         assert client.post("/predict/", json={"title": "console"}).status_code == 200
+
+
+def test_a_run_id_airflow_could_not_have_made_is_a_404_without_asking_it(small_model):
+    # Airflow is down here: a 404 rather than a 503 shows the id was refused before any call.
+    settings = settings_without_log()
+    settings = settings.model_copy(update={
+        "airflow": settings.airflow.model_copy(update={"port": closed_port()})})  # fmt: skip
+    token = get_settings().api.admin_token.get_secret_value()
+    headers = {"Authorization": f"Bearer {token}"}
+    app = create_app(settings, loader=lambda s: small_model, poll=False)
+    with TestClient(app) as client:
+        for run_id in ("%1F", "...", "x%20y", "run%0Aid", "%C3%A9"):
+            response = client.get(f"/admin/retrain/{run_id}", headers=headers)
+            assert response.status_code == 404, run_id
+            assert "has no run" in response.json()["detail"]

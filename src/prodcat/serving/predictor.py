@@ -177,7 +177,8 @@ class Lane:
         docs = [d for j in group for d in j.docs]
         items = [i for j in group for i in j.items]
         ks = [k for j in group for k in j.ks]
-        explain = [j.explain for j in group for _ in j.docs]
+        explained = any(j.explain for j in group)
+        explain = [j.explain for j in group for _ in j.docs] if explained else None
         self.running = group
         try:
             results = await asyncio.to_thread(

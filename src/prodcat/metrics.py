@@ -30,6 +30,10 @@ PIPELINE_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "drift.share": ("gauge", ("window",)),
     "drift.detected": ("gauge", ("window",)),
     "drift.column_score": ("gauge", ("window", "column")),
+    "batch_predict.scored": ("counter", ()),
+    "batch_predict.queued_for_review": ("counter", ()),
+    "batch_predict.duration": ("timer", ()),
+    "batch_predict.rows_per_second": ("gauge", ()),
 }
 
 

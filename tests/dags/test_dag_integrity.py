@@ -7,7 +7,7 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
-EXPECTED = {"prepare_data", "reset_data", "ml_pipeline", "drift_detection"}
+EXPECTED = {"prepare_data", "reset_data", "ml_pipeline", "drift_detection", "batch_predict"}
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +79,9 @@ def test_drift_detection_checks_both_windows_every_2_hours_then_may_trigger_ml_p
     assert decide.downstream_task_ids == {"trigger_ml_pipeline"}
     assert trigger.trigger_dag_id == "ml_pipeline" and trigger.conf == {"reason": "drift"}
     assert "purge_prediction_log" in dag.task_ids
+
+
+def test_batch_predict_runs_nightly_alone(dagbag):
+    dag = dagbag.dags["batch_predict"]
+    assert dag.schedule == "0 2 * * *" and dag.max_active_runs == 1
+    assert dag.task_ids == ["score_listings"]

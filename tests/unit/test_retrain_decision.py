@@ -12,7 +12,7 @@ from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
 
 from prodcat.config import Settings
 from prodcat.training import steps as retrain
-from prodcat.training.registry import SNAPSHOT_BATCH_TAG
+from prodcat.training.registry import SNAPSHOT_BATCH_TAG, SNAPSHOT_FEEDBACK_TAG
 from prodcat.training.steps import choose_reason, find_missing_data
 
 # Not the default dataset: the settings given must be the ones used, all the way down.
@@ -23,8 +23,9 @@ SETTINGS = Settings(
 )
 
 
-def version(number: str = "3", snapshot: int | None = 12) -> ModelVersion:
+def version(number: str = "3", snapshot: int | None = 12, feedback: int = 0) -> ModelVersion:
     tags = [] if snapshot is None else [ModelVersionTag(SNAPSHOT_BATCH_TAG, str(snapshot))]
+    tags += [ModelVersionTag(SNAPSHOT_FEEDBACK_TAG, str(feedback))] if feedback else []
     return ModelVersion("prodcat-classifier", number, 0, tags=tags)
 
 
@@ -63,9 +64,10 @@ class FakeStore:
             self.asked["dataset"] = dataset
             return self.counts
 
-        def count_backlog(snapshot, settings):
+        def count_backlog(snapshot, settings, since_feedback_id):
             assert settings is SETTINGS
             self.asked["backlog_since"] = snapshot
+            self.asked["feedback_since"] = since_feedback_id
             return self.backlog
 
         def score_fresh_rows(champion, snapshot, settings):
@@ -115,12 +117,14 @@ def test_each_trigger_is_decided_logged_and_counted(monkeypatch, caplog, store, 
 
 
 def test_a_healthy_champion_is_scored_on_fresh_rows_and_training_skipped(monkeypatch, caplog):
-    fake = FakeStore(version("4", snapshot=12), backlog=99, recent_f1=0.8).install(monkeypatch)
+    champion = version("4", snapshot=12, feedback=7)
+    fake = FakeStore(champion, backlog=99, recent_f1=0.8).install(monkeypatch)
     with caplog.at_level(logging.INFO, logger="prodcat.training.steps"):
         decision = retrain.check_retraining(SETTINGS)
     assert decision.as_dict() == {"retrain": False, "reason": "healthy", "champion_version": "4",
                                   "champion_recent_f1": 0.8, "backlog": 99}  # fmt: skip
-    assert fake.asked == {"dataset": "rakuten-sample", "backlog_since": 12,
+    # Corrections sent after the champion's (feedback id 7) count toward the backlog.
+    assert fake.asked == {"dataset": "rakuten-sample", "backlog_since": 12, "feedback_since": 7,
                           "scored": ("4", 12)}  # fmt: skip
     assert fake.gauges == {"train.champion_version": 4, "ingest.backlog_rows": 99}
     assert fake.counters == []

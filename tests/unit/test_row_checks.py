@@ -145,3 +145,10 @@ def test_derived_ids_are_pinned(fields, expected):
 
 def test_derived_ids_separate_the_fields():
     assert derive_id("ab", "", "1") != derive_id("a", "b", "1")
+
+
+def test_a_dataset_that_keeps_unlabelled_rows_accepts_them_and_still_checks_the_rest():
+    rows = pd.DataFrame([row(product_id="a", label=""), row(product_id="b", label="", title=""),
+                         row(product_id="c", label="77"), row(product_id="d")])  # fmt: skip
+    reasons = find_rejections(rows, LIMITS, {"10"}, set(), keep_unlabelled=True)
+    assert list(reasons) == ["", Reason.EMPTY_TITLE, Reason.UNKNOWN_LABEL, ""]

@@ -10,6 +10,7 @@ import csv
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 import yaml
@@ -58,6 +59,9 @@ class DatasetSpec(BaseModel):
     image: ImageSpec | None = None
     label_names: LabelNames | None = None
     encoding: str = "utf-8"
+    # "keep": a row with no label is a listing awaiting a category (batch_predict scores it,
+    # training never sees it); "reject": it is refused as missing_label.
+    unlabelled_rows: Literal["reject", "keep"] = "reject"
 
 
 def load_dataset_spec(settings: Settings | None = None) -> DatasetSpec:

@@ -149,8 +149,9 @@ def _load_batch(
     batch_id = cur.fetchone()[0]
     limits = Limits(settings.data.max_title_chars, settings.data.max_description_chars)
     reasons = find_rejections(
-        rows, limits, set(label_names) if label_names else None, _existing_ids(cur, spec, rows)
-    )
+        rows, limits, set(label_names) if label_names else None, _existing_ids(cur, spec, rows),
+        keep_unlabelled=spec.unlabelled_rows == "keep",
+    )  # fmt: skip
     accepted, rejected = rows[reasons == ""], rows[reasons != ""]
     image_keys = _upload_images(accepted, spec.name, settings)
     _insert_products(cur, accepted, image_keys, spec.name, batch_id, label_names is None)
@@ -256,10 +257,10 @@ def _insert_products(
         execute_values(
             cur,
             "insert into labels (code) values %s on conflict do nothing",
-            [(c,) for c in accepted["label"].unique()],
+            [(c,) for c in accepted["label"].unique() if c],
         )
     values = [
-        (dataset, pid, title, desc, label, key, int(src), batch_id)
+        (dataset, pid, title, desc, label or None, key, int(src), batch_id)
         for pid, title, desc, label, src, key in zip(
             accepted["product_id"],
             accepted["title"],

@@ -1,7 +1,10 @@
 """Every SQL read of training and evaluation data: one place, so they cannot disagree.
 
-Training rows are the products of a dataset; the evaluation set is held out and never
-among them. A champion's training snapshot is every product up to its `snapshot.max_batch_id`.
+Training rows are the labelled products of a dataset; the evaluation set is held out and never
+among them. A correction sent through POST /feedback overrides a product's label (the latest
+wins), gives a listing awaiting a category its label, and one about an API answer adds its text.
+A champion's training snapshot is every product up to its `snapshot.max_batch_id` and every
+correction up to its `snapshot.max_feedback_id`.
 """
 
 from __future__ import annotations
@@ -27,12 +30,28 @@ def read_frame(settings: Settings, sql: str, params: dict) -> pd.DataFrame:
         return pd.read_sql_query(text(sql), conn, params=params)
 
 
+# The latest correction of each listing.
+LATEST_CORRECTION = (
+    "select distinct on (product_id) product_id, label_code, id from feedback "
+    "where dataset = :d and product_id is not null order by product_id, id desc"
+)
+
+
 def load_products(settings: Settings, dataset: str, after_batch: int = 0) -> pd.DataFrame:
-    """Labelled products of a dataset ingested after a batch id (all of them for 0)."""
+    """Labelled products of a dataset ingested after a batch id (all of them for 0), each with
+    its corrected label where someone sent one (`corrected` says which); for 0, corrections of
+    API answers too (batch id 0, ids `feedback-<id>`)."""
     return read_frame(
         settings,
-        f"select {PRODUCT_COLUMNS} from products "
-        f"where dataset = :d and batch_id > :b and {NOT_HELD_OUT} order by batch_id, source_row",
+        "select products.product_id, title, description, "
+        "coalesce(c.label_code, products.label_code) as label_code, batch_id, "
+        "c.id is not null as corrected, coalesce(c.id, 0) as feedback_id, source_row "
+        f"from products left join ({LATEST_CORRECTION}) c using (product_id) "
+        "where dataset = :d and batch_id > :b "
+        f"and coalesce(c.label_code, products.label_code) is not null and {NOT_HELD_OUT} "
+        "union all select 'feedback-' || id, title, coalesce(description, ''), label_code, 0, "
+        "true, id, id from feedback where dataset = :d and product_id is null and :b = 0 "
+        "order by batch_id, source_row",
         {"d": dataset, "b": after_batch},
     )
 
@@ -43,8 +62,8 @@ def load_batch_range(
     """A seeded sample of at most `rows` products with after_batch < batch_id <= up_to_batch."""
     return read_frame(
         settings,
-        f"select {PRODUCT_COLUMNS} from products "
-        f"where dataset = :d and batch_id > :a and batch_id <= :u and {NOT_HELD_OUT} "
+        f"select {PRODUCT_COLUMNS} from products where dataset = :d and batch_id > :a "
+        f"and batch_id <= :u and label_code is not null and {NOT_HELD_OUT} "
         "order by md5(product_id || :s) limit :n",
         {"d": dataset, "a": after_batch, "u": up_to_batch, "s": str(seed), "n": rows},
     )
@@ -88,16 +107,22 @@ def count_training_data(settings: Settings, dataset: str) -> tuple[int, int]:
     """Labelled products a model of this dataset would train on, and evaluation rows."""
     with get_engine(settings).connect() as conn:
         return conn.exec_driver_sql(
-            f"select (select count(*) from products where dataset = %s and {NOT_HELD_OUT}), "
+            "select (select count(*) from products where dataset = %s "
+            f"and label_code is not null and {NOT_HELD_OUT}), "
             "(select count(*) from evaluation_set where dataset = %s)",
             (dataset, dataset),
         ).one()
 
 
-def count_backlog(since_batch_id: int | None, settings: Settings | None = None) -> int:
-    """Products ingested in batches after since_batch_id (all of them when None)."""
+def count_backlog(
+    since_batch_id: int | None, settings: Settings | None = None, since_feedback_id: int = 0
+) -> int:
+    """Labelled products ingested in batches after since_batch_id (all of them when None), and
+    corrections sent after since_feedback_id."""
     with get_engine(settings).connect() as conn:
         row = conn.exec_driver_sql(
-            "select count(*) from products where batch_id > %s", (since_batch_id or 0,)
+            "select (select count(*) from products where batch_id > %s "
+            "and label_code is not null) + (select count(*) from feedback where id > %s)",
+            (since_batch_id or 0, since_feedback_id),
         ).one()
     return int(row[0])

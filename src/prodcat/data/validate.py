@@ -34,8 +34,11 @@ def find_rejections(
     limits: Limits,
     known_labels: set[str] | None,
     existing_ids: set[str],
+    keep_unlabelled: bool = False,
 ) -> pd.Series:
-    """The reason each row is rejected ('' when accepted), first failing check wins."""
+    """The reason each row is rejected ('' when accepted), first failing check wins.
+
+    With keep_unlabelled, a row without a label is accepted, as a listing awaiting a category."""
     reasons = pd.Series("", index=rows.index, dtype=object)
 
     def mark(mask: pd.Series, reason: str) -> None:
@@ -46,9 +49,11 @@ def find_rejections(
     text = rows["title"] + rows["description"] + rows["label"] + rows["product_id"]
     mark(text.str.contains(BROKEN_TEXT), Reason.BAD_ENCODING)
     mark(rows["title"] == "", Reason.EMPTY_TITLE)
-    mark(rows["label"] == "", Reason.MISSING_LABEL)
+    unlabelled = rows["label"] == ""
+    if not keep_unlabelled:
+        mark(unlabelled, Reason.MISSING_LABEL)
     if known_labels is not None:
-        mark(~rows["label"].isin(known_labels), Reason.UNKNOWN_LABEL)
+        mark(~rows["label"].isin(known_labels) & ~unlabelled, Reason.UNKNOWN_LABEL)
     too_long = (rows["title"].str.len() > limits.max_title_chars) | (
         rows["description"].str.len() > limits.max_description_chars
     )

@@ -85,7 +85,7 @@ products = Table(
     Column("product_id", Text, primary_key=True),
     Column("title", Text, nullable=False),
     Column("description", Text, nullable=False, server_default=""),
-    Column("label_code", Text, ForeignKey("labels.code"), nullable=False),
+    Column("label_code", Text, ForeignKey("labels.code")),  # null: awaiting a category
     Column("image_key", Text),
     Column("source_row", Integer, nullable=False),
     Column("batch_id", BigInteger, ForeignKey("ingestion_batches.id"), nullable=False),
@@ -178,9 +178,72 @@ drift_reference = Table(
     Column("oov_share", Float),
 )
 
+# The champion's answers for listings, written by batch_predict: one row per listing and model
+# version, so a rerun for the same version scores nothing twice.
+batch_predictions = Table(
+    "batch_predictions",
+    metadata,
+    Column("dataset", Text, primary_key=True),
+    Column("product_id", Text, primary_key=True),
+    Column("model_version", Text, primary_key=True),
+    Column("category_code", Text, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("top3", JSONB, nullable=False),
+    Column("predicted_at", DateTime(timezone=True), nullable=False),
+)
+
+# Answers under PRODCAT_REVIEW__CONFIDENCE_THRESHOLD, from batch_predict (with a product) or
+# the API (with its text), waiting for a person; its id is the prediction id /feedback takes.
+review_queue = Table(
+    "review_queue",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("source", Text, nullable=False),
+    Column("dataset", Text),
+    Column("product_id", Text),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("category_code", Text, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("model_version", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("reviewed_at", DateTime(timezone=True)),
+    CheckConstraint("source in ('batch', 'api')", name="review_source"),
+    Index(
+        "uq_review_product_version",
+        "dataset",
+        "product_id",
+        "model_version",
+        unique=True,
+        postgresql_where=text("product_id is not null"),
+    ),
+    Index("ix_review_open", "confidence", postgresql_where=text("reviewed_at is null")),
+)
+
+# Corrections people sent through POST /feedback: the latest per listing overrides its label
+# in training; one about an API answer (no listing) trains on the text it was about.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("review_id", BigInteger, ForeignKey("review_queue.id")),
+    Column("dataset", Text, nullable=False),
+    Column("product_id", Text),
+    Column("title", Text),
+    Column("description", Text),
+    Column("label_code", Text, ForeignKey("labels.code"), nullable=False),
+    Column("sent_by", Text, nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("product_id is not null or title is not null", name="feedback_about"),
+    Index("ix_feedback_product", "dataset", "product_id"),
+)
+
 # What reset_data empties, children first. Drift reports describe the catalogue's windows,
 # so they go with it; prediction_log stays.
 PRODCAT_TABLES = [
+    feedback,
+    review_queue,
+    batch_predictions,
     drift_reports,
     drift_reference,
     products,

@@ -32,7 +32,7 @@ from prodcat.serving.openapi import document_limits
 from prodcat.serving.prediction_log import PredictionLogWriter
 from prodcat.serving.predictor import Overloaded, PredictionBatcher
 from prodcat.serving.reloader import ModelReloader, probe_champion_version
-from prodcat.serving.routes import admin, drift, health, model, predict
+from prodcat.serving.routes import admin, drift, health, model, predict, review
 from prodcat.serving.routes import metrics as metrics_routes
 from prodcat.serving.state import ModelState
 
@@ -66,6 +66,7 @@ def create_app(
         model.router,
         admin.router,
         drift.router,
+        review.router,
         metrics_routes.router,
     ):
         app.include_router(router)

@@ -49,14 +49,33 @@ async def require_admin(
     Compared as bytes: compare_digest refuses str holding anything but ASCII, and a header
     may hold any byte (Starlette decodes headers as Latin-1, so encoding back is exact).
     """
-    expected = settings.api.admin_token.get_secret_value().encode()
-    given = credentials.credentials.encode("latin-1", "replace") if credentials else b""
-    if not given or not secrets.compare_digest(given, expected):
-        raise HTTPException(401, detail="a valid admin bearer token is required",
-                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    check_token(credentials, [settings.api.admin_token.get_secret_value()], "admin")
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
+
+
+async def require_reviewer(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """401 unless the bearer token is PRODCAT_REVIEW__TOKEN (or the admin token)."""
+    tokens = [settings.review.token.get_secret_value(), settings.api.admin_token.get_secret_value()]
+    check_token(credentials, tokens, "review")
+
+
+ReviewerDep = Annotated[None, Depends(require_reviewer)]
+
+
+def check_token(
+    credentials: HTTPAuthorizationCredentials | None, tokens: list[str], kind: str
+) -> None:
+    """401 unless the bearer token is one of tokens."""
+    given = credentials.credentials.encode("latin-1", "replace") if credentials else b""
+    matches = [secrets.compare_digest(given, token.encode()) for token in tokens]
+    if not given or not any(matches):
+        raise HTTPException(401, detail=f"a valid {kind} bearer token is required",
+                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
 
 
 async def get_top_k(

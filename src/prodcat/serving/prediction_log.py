@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import re
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -23,10 +22,11 @@ import psycopg2
 from sqlalchemy import exc
 
 from prodcat.config import Settings
+from prodcat.db.copy import copy_field
+from prodcat.operations.review import copy_api_answers
 from prodcat.serving import metrics
 
 log = logging.getLogger(__name__)
-SURROGATE = re.compile("[\ud800-\udfff]")
 COLUMNS = ("predicted_at", "model_version", "category_code", "confidence", "title_chars",
            "description_chars", "input_hash", "title", "description")  # fmt: skip
 COPY_SQL = f"COPY prediction_log ({', '.join(COLUMNS)}) FROM STDIN"
@@ -50,16 +50,22 @@ class PredictionRecord:
     input_hash: str
     title: str | None
     description: str | None
+    # Kept, whatever the raw-text setting, for an answer doubtful enough for the review queue:
+    # a reviewer needs the text (a threshold of 0 queues nothing).
+    review_text: tuple[str, str] | None = None
 
     @classmethod
     def of(
         cls, predicted_at: datetime, model_version: str, category_code: str,
         confidence: float, title: str, description: str, keep_text: bool,
+        review_below: float = 0.0,
     ) -> PredictionRecord:  # fmt: skip
-        """The record of one prediction, with its text only when keep_text."""
+        """The record of one prediction, with its text only when keep_text, or for review when
+        its confidence is under review_below."""
         return cls(predicted_at, model_version, category_code, confidence, len(title),
                    len(description), hash_input(title, description),
-                   title if keep_text else None, description if keep_text else None)  # fmt: skip
+                   title if keep_text else None, description if keep_text else None,
+                   (title, description) if confidence < review_below else None)  # fmt: skip
 
     def copy_line(self) -> str:
         """The prediction_log row as a line of COPY text."""
@@ -72,18 +78,13 @@ class PredictionRecord:
         )  # fmt: skip
         return "\t".join(fields) + "\n"
 
-
-def copy_field(text: str) -> str:
-    """Text as COPY's text format wants it; NUL (which PostgreSQL refuses) and lone
-    surrogates (which UTF-8 cannot encode) become U+FFFD."""
-    if not text.isascii() and SURROGATE.search(text):
-        text = SURROGATE.sub("\ufffd", text)
-    if "\x00" in text:
-        text = text.replace("\x00", "\ufffd")
-    for char, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
-        if char in text:
-            text = text.replace(char, escaped)
-    return text
+    def review_line(self) -> str:
+        """The review_queue row of a doubtful answer, as COPY text (API_REVIEW_COLUMNS)."""
+        title, description = self.review_text or ("", "")
+        fields = ("api", copy_field(title), copy_field(description),
+                  copy_field(self.category_code), repr(self.confidence),
+                  copy_field(self.model_version), self.predicted_at.isoformat())  # fmt: skip
+        return "\t".join(fields) + "\n"
 
 
 def hash_input(title: str, description: str) -> str:
@@ -103,6 +104,7 @@ class PredictionLogWriter:
     def __init__(self, settings: Settings):
         cfg = settings.api
         self.raw_text = cfg.log_raw_text
+        self.review_below = settings.review.confidence_threshold
         self.batch_size = cfg.log_batch_size
         self.flush_seconds = cfg.log_flush_seconds
         self.capacity = cfg.log_queue_size
@@ -123,7 +125,8 @@ class PredictionLogWriter:
         now = datetime.now(UTC)
         self.submit([
             PredictionRecord.of(now, model_version, r["category_code"], r["confidence"],
-                                item.title, item.description or "", self.raw_text)
+                                item.title, item.description or "", self.raw_text,
+                                self.review_below)
             for item, r in zip(items, results, strict=True)
         ])  # fmt: skip
 
@@ -193,10 +196,12 @@ class PredictionLogWriter:
 
 
 def write_records(engine, records: list[PredictionRecord]) -> None:
-    """Append records to prediction_log in one COPY, in one transaction."""
+    """Append records to prediction_log in one COPY, and the doubtful ones to the review
+    queue, in one transaction."""
     buffer = io.StringIO("".join(r.copy_line() for r in records))
     with engine.begin() as conn, conn.connection.cursor() as cursor:
         cursor.copy_expert(COPY_SQL, buffer)
+        copy_api_answers(cursor, [r.review_line() for r in records if r.review_text])
 
 
 def _log_engine(settings: Settings):

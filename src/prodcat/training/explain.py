@@ -34,7 +34,8 @@ class LinearWeights:
     def rows(self, columns: np.ndarray) -> np.ndarray:
         """The coefficients of some feature columns per class, averaged over members."""
         picked = np.asarray(self.weights[columns], dtype=np.float64)
-        return picked.reshape(len(columns), self.members, -1).mean(axis=1)
+        # The class count given explicitly: a document with no known n-gram picks no column.
+        return picked.reshape(len(columns), self.members, len(self.classes)).mean(axis=1)
 
     def intercept(self) -> np.ndarray:
         return self.intercepts.reshape(self.members, -1).mean(axis=0)

@@ -25,6 +25,7 @@ CHAMPION, PREVIOUS = "champion", "previous"
 SNAPSHOT_BATCH_TAG = "snapshot.max_batch_id"
 SNAPSHOT_ROWS_TAG = "snapshot.row_count"
 SNAPSHOT_IDS_TAG = "snapshot.ids_sha256"
+SNAPSHOT_FEEDBACK_TAG = "snapshot.max_feedback_id"
 
 
 def use_mlflow(settings: Settings | None = None) -> str:
@@ -98,6 +99,11 @@ def get_champion(settings: Settings | None = None) -> ModelVersion | None:
 def get_snapshot_batch(version: ModelVersion | None) -> int:
     """The highest ingestion batch a version was trained on (0 for none)."""
     return int(version.tags.get(SNAPSHOT_BATCH_TAG, 0)) if version is not None else 0
+
+
+def get_snapshot_feedback(version: ModelVersion | None) -> int:
+    """The highest correction (feedback id) a version was trained with (0 for none)."""
+    return int(version.tags.get(SNAPSHOT_FEEDBACK_TAG, 0)) if version is not None else 0
 
 
 def load_version(version: str, settings: Settings | None = None):

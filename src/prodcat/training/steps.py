@@ -31,11 +31,13 @@ from prodcat.training.evaluate import evaluate_model, plot_confusion, plot_relia
 from prodcat.training.gate import gate_challenger
 from prodcat.training.registry import (
     SNAPSHOT_BATCH_TAG,
+    SNAPSHOT_FEEDBACK_TAG,
     SNAPSHOT_IDS_TAG,
     SNAPSHOT_ROWS_TAG,
     get_champion,
     get_client,
     get_snapshot_batch,
+    get_snapshot_feedback,
     load_version,
     promote_version,
     use_mlflow,
@@ -71,7 +73,7 @@ def check_retraining(
     if champion is not None:
         set_gauge("train.champion_version", int(champion.version))
     snapshot = get_snapshot_batch(champion)
-    backlog = count_backlog(snapshot, settings)
+    backlog = count_backlog(snapshot, settings, get_snapshot_feedback(champion))
     set_gauge("ingest.backlog_rows", backlog)
     reason = find_missing_data(settings)
     recent_f1 = None
@@ -175,6 +177,7 @@ def train_challenger(
         model = fit_best(X, y, search, settings.training.profile)
         model.category_names_ = load_category_names(settings)  # travels with the model to the API
         seconds = time.perf_counter() - started
+        mlflow.log_metric("training_corrections", int(data["corrected"].sum()))
         version = log_and_register(model, search, seconds, X, settings)
     tag_snapshot(version, tags, settings)
     record_timing("train.duration", seconds)
@@ -217,8 +220,9 @@ def tag_snapshot(version: str, run_tags: dict[str, str], settings: Settings) -> 
     """Copy the training snapshot's tags onto the registered version, and record the digest
     of its stored files (idempotent)."""
     client = get_client(settings)
-    for key in (SNAPSHOT_ROWS_TAG, SNAPSHOT_BATCH_TAG, SNAPSHOT_IDS_TAG):
-        client.set_model_version_tag(settings.mlflow.model_name, version, key, run_tags[key])
+    for key in (SNAPSHOT_ROWS_TAG, SNAPSHOT_BATCH_TAG, SNAPSHOT_IDS_TAG, SNAPSHOT_FEEDBACK_TAG):
+        if key in run_tags:  # runs from before corrections existed have no feedback tag
+            client.set_model_version_tag(settings.mlflow.model_name, version, key, run_tags[key])
     tag_artifact_digest(version, settings)
 
 
@@ -253,6 +257,7 @@ def _snapshot(data: pd.DataFrame) -> dict[str, str]:
         SNAPSHOT_ROWS_TAG: str(len(data)),
         SNAPSHOT_BATCH_TAG: str(int(data["batch_id"].max())),
         SNAPSHOT_IDS_TAG: hashlib.sha256(ids.encode()).hexdigest(),
+        SNAPSHOT_FEEDBACK_TAG: str(int(data["feedback_id"].max())),
     }
 
 

@@ -14,7 +14,13 @@ except those given as PRODCAT_*_PORT variables):
 7. floods the API with worst-case requests from --flood clients while wrk sends single
    predictions at concurrency 16, and prints both throughputs and the answers' statuses.
 
+With --shadow, it measures only the cost of the shadow challenger instead: a second
+registered copy of the champion gets the `challenger` alias, and API servers with
+PRODCAT_API__SHADOW_SAMPLE=0 and 0.1 take turns under wrk at concurrency 16 (--rounds each),
+since two runs of this script differ by up to 10%.
+
 Usage: python benchmarks/api_load.py [--seconds 20] [--keep] [--state DIR] [--flood 12]
+       [--shadow [--rounds 3]]
 (needs `wrk`: apt-get install wrk). With --state, the directory is kept and a later run with
 the same directory serves the champion already in it instead of training again.
 """
@@ -232,6 +238,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the services running")
     parser.add_argument("--state", type=Path, help="a state directory kept between runs")
     parser.add_argument("--flood", type=int, default=12, help="clients sending worst cases")
+    parser.add_argument("--shadow", action="store_true", help="measure shadowing's cost only")
+    parser.add_argument("--rounds", type=int, default=3, help="--shadow: turns of each server")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -243,11 +251,14 @@ def main() -> None:
         cli("stack", "up", "postgres", "s3", "mlflow")
         report_champion()
         cli("stack", "down", "api")  # a kept server may run older code
-        cli("stack", "up", "api")
-        url = settings.api.url
         items = real_titles(2000)
         bodies = state / "bodies.jsonl"
         bodies.write_text("\n".join(json.dumps(i, ensure_ascii=False) for i in items) + "\n")
+        if args.shadow:
+            measure_shadow(state, bodies, args.seconds, args.rounds)
+            return
+        cli("stack", "up", "api")
+        url = settings.api.url
         run_wrk(url, bodies, 16, 5)  # warm-up
         print(f"{'concurrency':>11} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
               f"{'max ms':>8} {'errors':>7}")  # fmt: skip
@@ -275,6 +286,64 @@ def main() -> None:
             cli("stack", "down")
             if not args.state:
                 shutil.rmtree(state, ignore_errors=True)
+
+
+def measure_shadow(state: Path, bodies: Path, seconds: int, rounds: int) -> None:
+    """Req/s and p99 at concurrency 16 without and with a shadow challenger (sample 0.1),
+    servers taking turns; the medians and the change."""
+    from prodcat.training.registry import get_champion, load_version, set_challenger
+    from tests.models import api_server
+
+    settings = get_settings()
+    register_copy = load_version(get_champion(settings).version, settings)
+    set_challenger(register_version(register_copy), settings)
+    results: dict[float, list[dict]] = {0.0: [], 0.1: []}
+    for turn in range(rounds * 2):
+        sample = 0.1 if turn % 2 else 0.0
+        env = {**os.environ, "PRODCAT_API__SHADOW_SAMPLE": str(sample)}
+        with api_server(
+            Path(sys.executable).parent,
+            settings.api.port,
+            env,
+            state / f"api-shadow-{turn}.log",
+            workers=settings.api.workers,
+        ) as url:
+            time.sleep(3)  # the challenger loads after the first reload poll starts
+            run_wrk(url, bodies, 16, 5)  # warm-up
+            results[sample].append(r := run_wrk(url, bodies, 16, seconds))
+        print(f"shadow sample {sample}: {r['rps']:.0f} req/s, p99 {r['p99']:.2f} ms, "
+              f"errors {r['errors']}", flush=True)  # fmt: skip
+    base, shadow = ({k: statistics.median(r[k] for r in results[s]) for k in ("rps", "p99")}
+                    for s in (0.0, 0.1))  # fmt: skip
+    print(
+        f"median over {rounds} turns: without {base['rps']:.0f} req/s p99 {base['p99']:.2f} ms;"
+        f" with 0.1 {shadow['rps']:.0f} req/s p99 {shadow['p99']:.2f} ms; throughput "
+        f"{100 * (shadow['rps'] / base['rps'] - 1):+.1f}%, p99 "
+        f"{100 * (shadow['p99'] / base['p99'] - 1):+.1f}% (targets: at most -10%, +10%)"
+    )
+
+
+def register_version(model) -> str:
+    """Register a model as a new version of the configured name; its version."""
+    import mlflow
+    import mlflow.sklearn
+
+    from prodcat.integrity import tag_artifact_digest
+    from prodcat.training.registry import use_mlflow
+
+    settings = get_settings()
+    use_mlflow(settings)
+    mlflow.set_experiment(settings.mlflow.experiment)
+    with mlflow.start_run(run_name="shadow-challenger-bench"):
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            serialization_format="cloudpickle",
+            registered_model_name=settings.mlflow.model_name,
+        )
+    version = str(info.registered_model_version)
+    tag_artifact_digest(version, settings)
+    return version
 
 
 def prepare_state(path: Path | None) -> Path:

@@ -10,8 +10,10 @@ Nothing is trained before the evaluation set exists and `PRODCAT_TRAINING__MIN_R
 labelled rows are in. Then retraining happens when there is no champion, when a run is
 triggered with a reason (drift), when the champion's weighted F1 on the rows ingested after
 its training snapshot falls below `PRODCAT_TRAINING__F1_THRESHOLD` (0.7), or when that
-backlog reaches `PRODCAT_TRAINING__BACKLOG_THRESHOLD` rows (10,000). Otherwise the run skips
-training and logs why. Either way the run ends in success.
+backlog reaches `PRODCAT_TRAINING__BACKLOG_THRESHOLD` rows (10,000), counting the corrections
+sent through `POST /feedback`. Otherwise the run skips training and logs why. Either way the
+run ends in success. A version that clears the floor without beating the champion gets the
+`challenger` alias: the API scores a share of live traffic with it, in shadow.
 
 Set the parameter `rollback` to true to move the `champion` alias back to `previous` instead.
 """

@@ -66,7 +66,8 @@ def test_the_logged_hash_is_sha256_of_title_unit_separator_description():
     expected = hashlib.sha256(b"Console \t\\N\x1fneuve").hexdigest()
     assert line[6] == expected
     assert line[:6] == ["2026-11-01T00:00:00+00:00", "7", "40", "0.25", "11", "5"]
-    assert line[7:] == ["\\N", "\\N"]  # no raw text
+    assert line[7:9] == ["\\N", "\\N"]  # no raw text
+    assert line[9:] == ["f", "\\N"]  # served, not a shadow answer
 
 
 def test_without_raw_text_the_buffered_records_never_hold_the_text():

@@ -48,3 +48,10 @@ def dispose_engines() -> None:
     """Close every pooled connection (before the database goes away)."""
     for engine in _ENGINES.values():
         engine.dispose()
+
+
+def forget_engines_after_fork() -> None:
+    """In a forked child: drop the parent's pooled connections without closing them (they
+    are the parent's), so this process opens its own."""
+    for engine in _ENGINES.values():
+        engine.dispose(close=False)

@@ -135,7 +135,11 @@ prediction_log = Table(
     Column("input_hash", Text, nullable=False),
     Column("title", Text),  # raw text only when PRODCAT_API__LOG_RAW_TEXT is on
     Column("description", Text),
+    # A challenger's answer to the same input, scored in shadow: never served.
+    Column("shadow", Boolean, nullable=False, server_default="false"),
+    Column("agrees", Boolean),  # shadow rows: the same category as the champion's answer
     Index("ix_prediction_log_predicted_at", "predicted_at"),
+    Index("ix_prediction_log_shadow", "model_version", postgresql_where=text("shadow")),
 )
 
 # One row per drift check of one window ("new_data" or "live_traffic"); read by /drift.

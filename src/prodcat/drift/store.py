@@ -30,11 +30,23 @@ def load_live_window(
     return read_frame(
         settings,
         "select title, description, category_code as predicted_category, confidence "
-        "from prediction_log where model_version = :v "
+        "from prediction_log where model_version = :v and not shadow "
         "and predicted_at > :s and predicted_at <= :e "
         "order by predicted_at desc limit :n",
         {"v": version, "s": start, "e": end, "n": rows},
     )
+
+
+def count_shadow_agreement(settings: Settings, version: str) -> tuple[int, float | None]:
+    """How many live inputs a version scored in shadow, and the share where it agreed with
+    the champion (None when it scored none)."""
+    with get_engine(settings).connect() as conn:
+        rows, agreement = conn.exec_driver_sql(
+            "select count(*), avg(agrees::int) from prediction_log "
+            "where shadow and model_version = %s",
+            (version,),
+        ).one()
+    return int(rows), None if agreement is None else float(agreement)
 
 
 def find_report(settings: Settings, window: str, run_key: str) -> dict | None:

@@ -10,8 +10,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import multiprocessing
+import signal
 import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +26,7 @@ from prodcat.config import Settings, get_settings
 from prodcat.data.dataset import load_dataset_spec
 from prodcat.db import get_engine
 from prodcat.db.copy import copy_field
+from prodcat.db.engine import forget_engines_after_fork
 from prodcat.metrics import incr_metric, record_timing, set_gauge
 from prodcat.operations.review import queue_batch_answers
 
@@ -49,22 +56,83 @@ def score_listings(logical_date: datetime, settings: Settings | None = None) -> 
     if champion is None:
         log.info("no champion yet: nothing to score")
         return {"model_version": None, "scored": 0, "queued_for_review": 0}
-    model = load_version(champion.version, settings)
-    dataset = load_dataset_spec(settings).name
+    job = ScoringJob(settings, load_dataset_spec(settings).name, champion.version,
+                     load_version(champion.version, settings), logical_date)  # fmt: skip
     totals = {"model_version": champion.version, "scored": 0, "queued_for_review": 0}
-    started, after = time.perf_counter(), ""
-    while not (chunk := read_unscored(settings, dataset, champion.version, after)).empty:
-        frame = predict_top(model, chunk)
-        totals["queued_for_review"] += write_chunk(settings, dataset, champion.version, frame,
-                                                   logical_date)  # fmt: skip
-        totals["scored"] += len(frame)
-        after = str(chunk["product_id"].iloc[-1])
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    for scored, queued in run_chunks(job, settings.batch_predict.workers):
+        totals["scored"] += scored
+        totals["queued_for_review"] += queued
         log.info("batch_predict: %d listings scored by version %s (%.0f/s)", totals["scored"],
-                 champion.version, totals["scored"] / elapsed)  # fmt: skip
-    seconds = time.perf_counter() - started
-    report(totals, seconds)
+                 champion.version, totals["scored"] / (time.perf_counter() - started))  # fmt: skip
+    report(totals, time.perf_counter() - started)
     return totals
+
+
+@dataclass(frozen=True)
+class ScoringJob:
+    """What every chunk of one run needs: where to read and write, and the model."""
+
+    settings: Settings
+    dataset: str
+    version: str
+    model: Any
+    logical_date: datetime
+
+    def score(self, chunk: pd.DataFrame) -> tuple[int, int]:
+        """Score one chunk and write it; (rows scored, rows sent to review)."""
+        frame = predict_top(self.model, chunk)
+        queued = write_chunk(self.settings, self.dataset, self.version, frame, self.logical_date)
+        return len(frame), queued
+
+
+def run_chunks(job: ScoringJob, workers: int) -> Iterator[tuple[int, int]]:
+    """Each chunk's (scored, queued), read here in keyset order and scored by `workers`
+    forked processes that share the loaded model; at most two chunks per worker in flight,
+    so memory stays flat whatever the backlog."""
+    chunks = iter_unscored(job)
+    if workers == 1:
+        yield from map(job.score, chunks)
+        return
+    global _JOB
+    _JOB = job  # inherited by the forked workers: the model is not pickled
+    pool = multiprocessing.get_context("fork").Pool(workers, initializer=start_worker)
+    try:
+        pending: deque = deque()
+        for chunk in chunks:
+            pending.append(pool.apply_async(score_in_worker, (chunk,)))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+        pool.close()
+    finally:
+        pool.terminate()  # after close: the workers have ended; after an error: stop them
+        pool.join()
+    _JOB = None
+
+
+_JOB: ScoringJob | None = None
+
+
+def start_worker() -> None:
+    """A forked worker: its own database connections, and the default SIGTERM (the parent's
+    handler, e.g. Airflow's task runner's, would keep it alive when the pool stops it)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    forget_engines_after_fork()
+
+
+def score_in_worker(chunk: pd.DataFrame) -> tuple[int, int]:
+    """One chunk, in a forked worker, with the job its parent set before forking."""
+    return _JOB.score(chunk)
+
+
+def iter_unscored(job: ScoringJob) -> Iterator[pd.DataFrame]:
+    """Chunks of listings the version has not scored, in product id order."""
+    after = ""
+    while not (chunk := read_unscored(job.settings, job.dataset, job.version, after)).empty:
+        yield chunk
+        after = str(chunk["product_id"].iloc[-1])
 
 
 def read_unscored(settings: Settings, dataset: str, version: str, after: str) -> pd.DataFrame:

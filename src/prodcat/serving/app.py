@@ -34,6 +34,7 @@ from prodcat.serving.predictor import Overloaded, PredictionBatcher
 from prodcat.serving.reloader import ModelReloader, probe_champion_version
 from prodcat.serving.routes import admin, drift, health, model, predict, review
 from prodcat.serving.routes import metrics as metrics_routes
+from prodcat.serving.shadow import ShadowScorer, find_challenger, load_challenger
 from prodcat.serving.state import ModelState
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,11 @@ def create_app(
     loader: Callable[[Settings], LoadedModel] = load_champion,
     probe: Callable[[Settings], str | None] = probe_champion_version,
     poll: bool = True,
+    shadow_probe: Callable[[Settings], str | None] = find_challenger,
+    shadow_loader: Callable[[Settings, str], LoadedModel] = load_challenger,
 ) -> FastAPI:
-    """Build the API; the model is loaded once, in the lifespan."""
+    """Build the API; the model is loaded once, in the lifespan. The shadow challenger, if
+    any, is followed when poll is on (or set on app.state.shadow)."""
     settings = settings or get_settings()
     # A down registry must not stall start-up: fail fast, then fall back to the local copy.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
@@ -55,7 +59,9 @@ def create_app(
     app = FastAPI(
         title="prodcat",
         version=__version__,
-        lifespan=lambda app: run_background_tasks(app, settings, loader, probe, poll),
+        lifespan=lambda app: run_background_tasks(
+            app, settings, loader, probe, poll, (shadow_probe, shadow_loader)
+        ),
         description="Product categorisation: POST a listing to /predict/, get its category.",
     )
     app.state.settings = settings  # what every route reads, through serving/deps.py
@@ -102,28 +108,53 @@ async def run_background_tasks(
     loader: Callable[[Settings], LoadedModel],
     probe: Callable[[Settings], str | None],
     poll: bool,
+    shadow_hooks: tuple = (find_challenger, load_challenger),
 ) -> AsyncIterator[None]:
-    """The lifespan: the model, the prediction log, the batcher, the reloader and the memory
-    gauge run while the app serves, and stop with it."""
+    """The lifespan: the model, the prediction log, the shadow challenger, the batcher, the
+    reloader and the memory gauge run while the app serves, and stop with it."""
     app.state.models = state = load_first_model(settings, loader)
     freeze_heap()
     app.state.reloader = ModelReloader(state, settings, loader, probe)
     writer = PredictionLogWriter(settings) if settings.api.log_predictions else None
     if writer:
         writer.start()
-    app.state.prediction_sink = writer.log if writer else None
+    app.state.shadow = shadow = ShadowScorer(settings, writer.submit if writer else None,
+                                             *shadow_hooks)  # fmt: skip
+    shadow.start()
+    app.state.prediction_sink = combine_sinks(writer.log if writer else None, shadow.offer)
     app.state.batcher = PredictionBatcher(settings, app.state.prediction_sink)
     metrics.WORKERS.set(1)
     tasks = [asyncio.create_task(app.state.batcher.run_forever()),
              asyncio.create_task(note_memory_forever())]  # fmt: skip
     if poll:
         tasks.append(asyncio.create_task(app.state.reloader.run_forever()))
+        tasks.append(asyncio.create_task(follow_challenger_forever(app)))
     yield
     for task in tasks:
         task.cancel()
     app.state.reloader.stop()
+    await asyncio.to_thread(shadow.stop)
     if writer:
         await asyncio.to_thread(writer.stop)
+
+
+def combine_sinks(*sinks: Callable | None) -> Callable:
+    """One prediction sink that hands each model call's answers to every sink given."""
+    active = [sink for sink in sinks if sink is not None]
+
+    def sink(model_version: str, items: list, results: list[dict]) -> None:
+        for each in active:
+            each(model_version, items, results)
+
+    return sink
+
+
+async def follow_challenger_forever(app: FastAPI) -> None:
+    """Load the `challenger` alias's version for shadowing, now and at every reload poll."""
+    while True:
+        current = app.state.models.current
+        await app.state.shadow.refresh(current.version if current else None)
+        await asyncio.sleep(app.state.settings.api.reload_interval_seconds)
 
 
 def add_error_handlers(app: FastAPI) -> None:

@@ -59,6 +59,22 @@ OVERLOAD_REJECTIONS = Counter(
     "Predictions answered 503: the model's queue was full, or the wait for it too long",
     ["reason"],
 )
+SHADOW_PREDICTIONS = Counter(
+    "prodcat_api_shadow_predictions_total",
+    "Live inputs the challenger scored in shadow, by agreement with the champion's answer",
+    ["challenger_version", "agrees"],
+)
+SHADOW_LATENCY = Histogram(
+    "prodcat_api_shadow_seconds_per_item",
+    "The challenger's model time per item, in shadow (off the request path)",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+)
+SHADOW_DROPPED = Counter(
+    "prodcat_api_shadow_dropped_total", "Sampled inputs dropped: the shadow queue was full"
+)
+SHADOW_FAILURES = Counter(
+    "prodcat_api_shadow_failures_total", "Shadow calls that failed (the challenger crashed)"
+)
 WORKERS = Gauge("prodcat_api_workers", "API worker processes alive", multiprocess_mode="livesum")
 WORKER_MEMORY = Gauge(
     "prodcat_api_worker_resident_memory_bytes",

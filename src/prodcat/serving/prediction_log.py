@@ -15,7 +15,7 @@ import io
 import logging
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import psycopg2
@@ -28,7 +28,8 @@ from prodcat.serving import metrics
 
 log = logging.getLogger(__name__)
 COLUMNS = ("predicted_at", "model_version", "category_code", "confidence", "title_chars",
-           "description_chars", "input_hash", "title", "description")  # fmt: skip
+           "description_chars", "input_hash", "title", "description", "shadow",
+           "agrees")  # fmt: skip
 COPY_SQL = f"COPY prediction_log ({', '.join(COLUMNS)}) FROM STDIN"
 # The database is away (or the connection broke): keep the batch and retry. Anything else
 # is about the rows themselves, and retrying them would block the log for good.
@@ -53,6 +54,8 @@ class PredictionRecord:
     # Kept, whatever the raw-text setting, for an answer doubtful enough for the review queue:
     # a reviewer needs the text (a threshold of 0 queues nothing).
     review_text: tuple[str, str] | None = None
+    shadow: bool = False  # a challenger's answer, scored in shadow
+    agrees: bool | None = None  # shadow: the same category as the champion's answer
 
     @classmethod
     def of(
@@ -67,6 +70,10 @@ class PredictionRecord:
                    title if keep_text else None, description if keep_text else None,
                    (title, description) if confidence < review_below else None)  # fmt: skip
 
+    def as_shadow(self, agrees: bool) -> PredictionRecord:
+        """This record as a challenger's shadow answer (never served)."""
+        return replace(self, shadow=True, agrees=agrees)
+
     def copy_line(self) -> str:
         """The prediction_log row as a line of COPY text."""
         fields = (
@@ -75,6 +82,8 @@ class PredictionRecord:
             str(self.description_chars), self.input_hash,
             "\\N" if self.title is None else copy_field(self.title),
             "\\N" if self.description is None else copy_field(self.description),
+            "t" if self.shadow else "f",
+            "\\N" if self.agrees is None else ("t" if self.agrees else "f"),
         )  # fmt: skip
         return "\t".join(fields) + "\n"
 

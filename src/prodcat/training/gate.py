@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from prodcat.config import Settings, get_settings
 from prodcat.data.training_set import load_evaluation_set
+from prodcat.drift.store import count_shadow_agreement
 from prodcat.training.evaluate import evaluate_model
 from prodcat.training.registry import get_champion, get_client, load_version
 
@@ -23,6 +24,10 @@ class GateDecision:
     promote: bool
     reason: str
     challenger_ece: float | None = None
+    # Beside the evaluation set's scores: how often it agreed with the champion on live
+    # inputs scored in shadow, and on how many (0 and None before it was a challenger).
+    live_agreement: float | None = None
+    live_rows: int = 0
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -74,8 +79,10 @@ def gate_challenger(version: str, dataset: str, settings: Settings | None = None
     training = settings.training
     promote, reason = decide(challenger_f1, champion_f1, training.min_delta, training.f1_floor,
                              challenger_ece, training.max_ece)  # fmt: skip
+    live_rows, live_agreement = count_shadow_agreement(settings, version)
     decision = GateDecision(version, champion.version if champion else None, challenger_f1,
-                            champion_f1, promote, reason, challenger_ece)  # fmt: skip
+                            champion_f1, promote, reason, challenger_ece, live_agreement,
+                            live_rows)  # fmt: skip
     _tag_decision(decision, settings)
     log.info("gate for version %s: %s (%s)", version, "promote" if promote else "refuse", reason)
     return decision
@@ -95,6 +102,8 @@ def _tag_decision(decision: GateDecision, settings: Settings) -> None:
         "gate.challenger_f1": format_score(decision.challenger_f1),
         "gate.champion_f1": format_score(decision.champion_f1),
         "gate.challenger_ece": format_score(decision.challenger_ece),
+        "gate.live_agreement": format_score(decision.live_agreement),
+        "gate.live_rows": str(decision.live_rows),
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, decision.challenger, key, value)

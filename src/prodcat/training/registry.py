@@ -21,6 +21,8 @@ from prodcat.metrics import set_gauge
 
 log = logging.getLogger(__name__)
 CHAMPION, PREVIOUS = "champion", "previous"
+# A version scored in shadow on live traffic (ml_pipeline sets it when one clears the floor).
+CHALLENGER = "challenger"
 # Tags every trained version carries: what it was trained on.
 SNAPSHOT_BATCH_TAG = "snapshot.max_batch_id"
 SNAPSHOT_ROWS_TAG = "snapshot.row_count"
@@ -132,11 +134,21 @@ def promote_version(version: str, settings: Settings | None = None) -> str | Non
     if former is not None and former.version != version:
         client.set_registered_model_alias(name, PREVIOUS, former.version)
     client.set_registered_model_alias(name, CHAMPION, version)
+    challenger = get_alias_version(CHALLENGER, settings)
+    if challenger is not None and challenger.version == version:  # no shadow of itself
+        client.delete_registered_model_alias(name, CHALLENGER)
     set_gauge("train.champion_version", int(version))
     log.info(
         "version %s is the champion (previous: %s)", version, former.version if former else None
     )
     return former.version if former else None
+
+
+def set_challenger(version: str, settings: Settings | None = None) -> None:
+    """Point `challenger` at version: the API scores a share of live inputs with it."""
+    settings = settings or get_settings()
+    get_client(settings).set_registered_model_alias(settings.mlflow.model_name, CHALLENGER, version)
+    log.info("version %s is the challenger, shadowed on live traffic", version)
 
 
 def rollback_champion(settings: Settings | None = None, run_key: str | None = None) -> str:

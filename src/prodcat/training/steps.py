@@ -40,6 +40,7 @@ from prodcat.training.registry import (
     get_snapshot_feedback,
     load_version,
     promote_version,
+    set_challenger,
     use_mlflow,
 )
 from prodcat.training.search import fit_best, search_candidates
@@ -302,8 +303,11 @@ def gate_version(version: str, settings: Settings | None = None) -> dict:
 
 def promote_if_approved(decision: dict, settings: Settings | None = None) -> str | None:
     """Promote the gated version when the gate approved it; returns the new champion or None."""
+    settings = settings or get_settings()
     if not decision["promote"]:
         log.info("version %s stays a challenger: %s", decision["challenger"], decision["reason"])
+        if decision["challenger_f1"] >= settings.training.f1_floor:
+            set_challenger(decision["challenger"], settings)  # shadowed on live traffic
         return None
     promote_version(decision["challenger"], settings)
     return decision["challenger"]

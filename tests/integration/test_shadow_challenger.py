@@ -1,0 +1,73 @@
+"""The shadow challenger on the real stack: the API follows the registry's `challenger` alias,
+both answers land in prediction_log, the agreement reaches /metrics, and the gate's record
+carries it beside the evaluation-set scores."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from prodcat.db import get_engine
+from prodcat.drift.store import count_shadow_agreement
+from prodcat.serving.app import create_app
+from prodcat.training.gate import GateDecision, _tag_decision
+from prodcat.training.registry import CHALLENGER, get_client, promote_version, set_challenger
+
+from ..models import register_small_models, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def ours(settings):
+    name = f"prodcat-shadow-{uuid.uuid4().hex[:6]}"
+    return settings.model_copy(update={
+        "mlflow": settings.mlflow.model_copy(update={"model_name": name}),
+        "api": settings.api.model_copy(update={"shadow_sample": 1.0, "log_flush_seconds": 0.2,
+                                               "reload_interval_seconds": 0.5}),
+    })  # fmt: skip
+
+
+def shadow_rows(settings, version: str) -> list:
+    with get_engine(settings).connect() as conn:
+        return conn.execute(text(
+            "select input_hash, category_code, agrees from prediction_log "
+            "where shadow and model_version = :v"), {"v": version}).all()  # fmt: skip
+
+
+def test_the_challenger_alias_is_shadowed_and_its_agreement_recorded(ours):
+    champion, challenger = register_small_models(ours, ours.mlflow.model_name, 2)
+    set_challenger(challenger, ours)
+    titles = [f"piscine ronde {uuid.uuid4().hex[:6]}" for _ in range(20)]
+    with TestClient(create_app(ours)) as client:
+        wait_until(lambda: getattr(client.app.state.shadow.challenger, "version", None)
+                   == challenger, what="the challenger to load")  # fmt: skip
+        for title in titles:
+            answer = client.post("/predict/", json={"title": title}).json()
+            assert answer["model_version"] == champion
+        rows = wait_until(lambda: len(found := shadow_rows(ours, challenger)) >= len(titles)
+                          and found, what="shadow answers in the log")  # fmt: skip
+        page = client.get("/metrics").text
+    agreed = f'{{agrees="true",challenger_version="{challenger}"}}'
+    assert f"prodcat_api_shadow_predictions_total{agreed}" in page
+    with get_engine(ours).connect() as conn:
+        served = {h for (h,) in conn.execute(text(
+            "select input_hash from prediction_log where not shadow and model_version = :v"),
+            {"v": champion})}  # fmt: skip
+    assert {h for h, _, _ in rows} <= served  # both answers to the same inputs
+    assert all(agrees for _, _, agrees in rows)  # the same small model: full agreement
+
+    live_rows, agreement = count_shadow_agreement(ours, challenger)
+    assert live_rows >= len(titles) and agreement == 1.0
+    decision = GateDecision(challenger, champion, 0.8, 0.81, False, "test", 0.02, agreement,
+                            live_rows)  # fmt: skip
+    _tag_decision(decision, ours)
+    tags = get_client(ours).get_model_version(ours.mlflow.model_name, challenger).tags
+    assert float(tags["gate.live_agreement"]) == 1.0 and int(tags["gate.live_rows"]) == live_rows
+
+    promote_version(challenger, ours)  # a promoted challenger is no longer shadowed
+    aliases = get_client(ours).get_registered_model(ours.mlflow.model_name).aliases
+    assert CHALLENGER not in aliases

@@ -81,7 +81,8 @@ def test_unlabelled_listings_are_kept_apart_from_training(catalogue):
                  "and reason = 'missing_label'", d=dataset)[0][0] == 0  # fmt: skip
     training = load_products(ours, dataset)
     assert training["label_code"].notna().all() and len(training) + unlabelled + 200 == ROWS
-    assert (load_evaluation_frame(ours, dataset)["label_code"] != "").all()
+    held_out = load_evaluation_frame(ours, dataset)["label_code"]
+    assert held_out.notna().all() and (held_out != "").all()
 
 
 def test_batch_predict_scores_every_unlabelled_listing_once_per_version(catalogue):
@@ -119,9 +120,10 @@ def test_corrections_through_the_api_change_what_the_next_training_uses(catalogu
     ours, dataset = catalogue["settings"], catalogue["dataset"]
     if not query(ours, "select 1 from review_queue where dataset = :d", d=dataset):
         run_batch_predict("2026-12-03T02:00:00+00:00")
-    queue = reviewer.get("/review", params={"limit": 20}).json()
+    queue = reviewer.get("/review", params={"limit": 1000}).json()
     assert [q["confidence"] for q in queue] == sorted(q["confidence"] for q in queue)
-    doubtful = queue[0]
+    # The queue is shared: earlier runs of these tests, and API answers, are in it too.
+    doubtful = next(q for q in queue if q["dataset"] == dataset)
     labelled = load_products(ours, dataset).iloc[0]
     new_code = "2583" if labelled["label_code"] != "2583" else "10"
     backlog = count_backlog(catalogue["batch"].batch_id, ours)

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from prodcat.db import get_engine
-from prodcat.drift.store import count_shadow_agreement
 from prodcat.serving.app import create_app
-from prodcat.training.gate import GateDecision, _tag_decision
+from prodcat.serving.prediction_log import hash_input
+from prodcat.training.gate import GateDecision, _tag_decision, find_live_agreement
 from prodcat.training.registry import CHALLENGER, get_client, promote_version, set_challenger
 
 from ..models import register_small_models, wait_until
@@ -31,15 +31,18 @@ def ours(settings):
     })  # fmt: skip
 
 
-def shadow_rows(settings, version: str) -> list:
+def shadow_rows(settings, version: str, titles: list[str]) -> list:
+    """This test's shadow answers (other runs of it may have logged the same version)."""
+    hashes = [hash_input(title, "") for title in titles]
     with get_engine(settings).connect() as conn:
         return conn.execute(text(
             "select input_hash, category_code, agrees from prediction_log "
-            "where shadow and model_version = :v"), {"v": version}).all()  # fmt: skip
+            "where shadow and model_version = :v and input_hash = any(:h)"),
+            {"v": version, "h": hashes}).all()  # fmt: skip
 
 
 def test_the_challenger_alias_is_shadowed_and_its_agreement_recorded(ours):
-    champion, challenger = register_small_models(ours, ours.mlflow.model_name, 2)
+    champion, challenger, newest = register_small_models(ours, ours.mlflow.model_name, 3)
     set_challenger(challenger, ours)
     titles = [f"piscine ronde {uuid.uuid4().hex[:6]}" for _ in range(20)]
     with TestClient(create_app(ours)) as client:
@@ -48,7 +51,7 @@ def test_the_challenger_alias_is_shadowed_and_its_agreement_recorded(ours):
         for title in titles:
             answer = client.post("/predict/", json={"title": title}).json()
             assert answer["model_version"] == champion
-        rows = wait_until(lambda: len(found := shadow_rows(ours, challenger)) >= len(titles)
+        rows = wait_until(lambda: len(found := shadow_rows(ours, challenger, titles)) == len(titles)
                           and found, what="shadow answers in the log")  # fmt: skip
         page = client.get("/metrics").text
     agreed = f'{{agrees="true",challenger_version="{challenger}"}}'
@@ -60,13 +63,15 @@ def test_the_challenger_alias_is_shadowed_and_its_agreement_recorded(ours):
     assert {h for h, _, _ in rows} <= served  # both answers to the same inputs
     assert all(agrees for _, _, agrees in rows)  # the same small model: full agreement
 
-    live_rows, agreement = count_shadow_agreement(ours, challenger)
-    assert live_rows >= len(titles) and agreement == 1.0
-    decision = GateDecision(challenger, champion, 0.8, 0.81, False, "test", 0.02, agreement,
-                            live_rows)  # fmt: skip
+    # Gating the newest version, the record shows the shadowed challenger's live agreement.
+    live = find_live_agreement(newest, ours)
+    assert live["shadowed_version"] == challenger and live["shadowed_rows"] >= len(titles)
+    assert live["shadowed_agreement"] is not None
+    decision = GateDecision(newest, champion, 0.8, 0.81, False, "test", 0.02, **live)
     _tag_decision(decision, ours)
-    tags = get_client(ours).get_model_version(ours.mlflow.model_name, challenger).tags
-    assert float(tags["gate.live_agreement"]) == 1.0 and int(tags["gate.live_rows"]) == live_rows
+    tags = get_client(ours).get_model_version(ours.mlflow.model_name, newest).tags
+    assert tags["gate.shadowed_version"] == challenger
+    assert int(tags["gate.shadowed_rows"]) == live["shadowed_rows"]
 
     promote_version(challenger, ours)  # a promoted challenger is no longer shadowed
     aliases = get_client(ours).get_registered_model(ours.mlflow.model_name).aliases

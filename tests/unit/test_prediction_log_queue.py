@@ -73,7 +73,9 @@ def test_the_logged_hash_is_sha256_of_title_unit_separator_description():
 def test_without_raw_text_the_buffered_records_never_hold_the_text():
     items = [PredictRequest(title="Robe rouge taille 38", description="coton"),
              PredictRequest(title="Mme Durand, 12 rue des Lilas")]  # fmt: skip
-    results = [{"category_code": "1280", "confidence": 0.5}] * 2
+    # Doubtful answers (under the review threshold, 0.5): only with raw text do they keep it
+    # for the review queue.
+    results = [{"category_code": "1280", "confidence": 0.2}] * 2
     private, public = writer(capacity=10, raw_text=False), writer(capacity=10)
     private.log("7", items, results)
     public.log("7", items, results)
@@ -87,3 +89,4 @@ def test_without_raw_text_the_buffered_records_never_hold_the_text():
         ("Mme Durand, 12 rue des Lilas", ""),
     ]
     assert all("Durand" not in repr(vars(r)) for r in kept)
+    assert [r.review_text for r in public._buffer][1] == ("Mme Durand, 12 rue des Lilas", "")

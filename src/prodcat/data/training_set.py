@@ -49,8 +49,9 @@ def load_products(settings: Settings, dataset: str, after_batch: int = 0) -> pd.
         f"from products left join ({LATEST_CORRECTION}) c using (product_id) "
         "where dataset = :d and batch_id > :b "
         f"and coalesce(c.label_code, products.label_code) is not null and {NOT_HELD_OUT} "
-        "union all select 'feedback-' || id, title, coalesce(description, ''), label_code, 0, "
-        "true, id, id from feedback where dataset = :d and product_id is null and :b = 0 "
+        "union all select * from (select distinct on (review_id) 'feedback-' || review_id, "
+        "title, coalesce(description, ''), label_code, 0, true, id, id from feedback "
+        "where dataset = :d and product_id is null and :b = 0 order by review_id, id desc) a "
         "order by batch_id, source_row",
         {"d": dataset, "b": after_batch},
     )

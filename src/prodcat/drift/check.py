@@ -231,4 +231,7 @@ def purge_prediction_log(window_end: datetime, settings: Settings | None = None)
     before = window_end - timedelta(days=settings.api.log_retention_days)
     deleted = store.purge_predictions(settings, before)
     log.info("deleted %d prediction_log rows older than %s", deleted, before)
+    expired = store.purge_unreviewed_api_answers(settings, before)
+    log.info("deleted %d unreviewed API answers older than %s from the review queue", expired,
+             before)  # fmt: skip
     return deleted

@@ -173,6 +173,17 @@ def upload_report(settings: Settings, key: str, html: str) -> str:
     return f"s3://{bucket}/{key}"
 
 
+def purge_unreviewed_api_answers(settings: Settings, before: datetime) -> int:
+    """Delete the review queue's unreviewed API answers (their text) older than `before`."""
+    with get_engine(settings).begin() as conn:
+        return conn.exec_driver_sql(
+            "delete from review_queue where source = 'api' and reviewed_at is null "
+            "and created_at < %s and not exists (select 1 from feedback f "
+            "where f.review_id = review_queue.id)",
+            (before,),
+        ).rowcount
+
+
 def purge_predictions(settings: Settings, before: datetime, batch_rows: int = 10_000) -> int:
     """Delete prediction_log rows older than `before`, a batch per transaction; returns count."""
     deleted = 0

@@ -15,6 +15,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -96,19 +97,21 @@ def run_chunks(job: ScoringJob, workers: int) -> Iterator[tuple[int, int]]:
         return
     global _JOB
     _JOB = job  # inherited by the forked workers: the model is not pickled
-    pool = multiprocessing.get_context("fork").Pool(workers, initializer=start_worker)
-    try:
+    # An executor, not a Pool: a worker that dies (killed, out of memory) fails the run at
+    # once (BrokenProcessPool), and Airflow retries it, instead of hanging until the timeout.
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker) as pool:
         pending: deque = deque()
-        for chunk in chunks:
-            pending.append(pool.apply_async(score_in_worker, (chunk,)))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
-        pool.close()
-    finally:
-        pool.terminate()  # after close: the workers have ended; after an error: stop them
-        pool.join()
+        try:
+            for chunk in chunks:
+                pending.append(pool.submit(score_in_worker, chunk))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
     _JOB = None
 
 
@@ -117,7 +120,7 @@ _JOB: ScoringJob | None = None
 
 def start_worker() -> None:
     """A forked worker: its own database connections, and the default SIGTERM (the parent's
-    handler, e.g. Airflow's task runner's, would keep it alive when the pool stops it)."""
+    handler, e.g. Airflow's task runner's, would keep it alive when it is to stop)."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     forget_engines_after_fork()
 

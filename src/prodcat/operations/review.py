@@ -101,11 +101,15 @@ def find_target(cur, dataset: str, correction: Correction) -> tuple[str | None, 
     """(product id, title, description) a correction is about: a listing's id, or for a
     queued API answer (no listing) its text."""
     if correction.review_id is not None:
-        cur.execute("select product_id, title, description from review_queue where id = %s",
-                    (correction.review_id,))  # fmt: skip
+        cur.execute(
+            "select product_id, title, description from review_queue where id = %s "
+            "and (dataset is null or dataset = %s)",
+            (correction.review_id, dataset),
+        )
         found = cur.fetchone()
         if found is None:
-            raise UnknownTarget(f"prediction {correction.review_id} is not in the review queue")
+            raise UnknownTarget(f"prediction {correction.review_id} is not in the review queue "
+                                f"of {dataset}")  # fmt: skip
         if found[0] is not None:
             return found[0], None, None
         return None, found[1], found[2]

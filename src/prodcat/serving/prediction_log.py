@@ -51,8 +51,7 @@ class PredictionRecord:
     input_hash: str
     title: str | None
     description: str | None
-    # Kept, whatever the raw-text setting, for an answer doubtful enough for the review queue:
-    # a reviewer needs the text (a threshold of 0 queues nothing).
+    # Kept for an answer doubtful enough for the review queue (only when raw text is logged).
     review_text: tuple[str, str] | None = None
     shadow: bool = False  # a challenger's answer, scored in shadow
     agrees: bool | None = None  # shadow: the same category as the champion's answer
@@ -113,7 +112,8 @@ class PredictionLogWriter:
     def __init__(self, settings: Settings):
         cfg = settings.api
         self.raw_text = cfg.log_raw_text
-        self.review_below = settings.review.confidence_threshold
+        # A reviewer needs the text: API answers go to review only when raw text is logged.
+        self.review_below = settings.review.confidence_threshold if cfg.log_raw_text else 0.0
         self.batch_size = cfg.log_batch_size
         self.flush_seconds = cfg.log_flush_seconds
         self.capacity = cfg.log_queue_size

@@ -25,7 +25,7 @@ import pandas as pd
 
 from prodcat.config import Settings
 from prodcat.serving import metrics
-from prodcat.serving.model_store import LoadedModel
+from prodcat.serving.model_store import LoadedModel, freeze_heap
 from prodcat.serving.prediction_log import PredictionRecord
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,8 @@ class ShadowScorer:
                 self.challenger = None
             elif self.challenger is None or self.challenger.version != wanted:
                 self.challenger = await asyncio.to_thread(self.loader, self.settings, wanted)
+                # Its vocabularies out of the collector's walks, as the champion's are.
+                await asyncio.to_thread(freeze_heap)
                 log.info("shadowing challenger version %s on %.0f%% of live inputs", wanted,
                          100 * self.sample)  # fmt: skip
         except Exception as error:

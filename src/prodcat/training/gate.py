@@ -10,7 +10,13 @@ from prodcat.config import Settings, get_settings
 from prodcat.data.training_set import load_evaluation_set
 from prodcat.drift.store import count_shadow_agreement
 from prodcat.training.evaluate import evaluate_model
-from prodcat.training.registry import get_champion, get_client, load_version
+from prodcat.training.registry import (
+    CHALLENGER,
+    get_alias_version,
+    get_champion,
+    get_client,
+    load_version,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +31,13 @@ class GateDecision:
     reason: str
     challenger_ece: float | None = None
     # Beside the evaluation set's scores: how often it agreed with the champion on live
-    # inputs scored in shadow, and on how many (0 and None before it was a challenger).
+    # inputs scored in shadow, and on how many (0 and None before it was a challenger); and
+    # the same for the version shadowed now, when another one is.
     live_agreement: float | None = None
     live_rows: int = 0
+    shadowed_version: str | None = None
+    shadowed_agreement: float | None = None
+    shadowed_rows: int = 0
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -79,13 +89,25 @@ def gate_challenger(version: str, dataset: str, settings: Settings | None = None
     training = settings.training
     promote, reason = decide(challenger_f1, champion_f1, training.min_delta, training.f1_floor,
                              challenger_ece, training.max_ece)  # fmt: skip
-    live_rows, live_agreement = count_shadow_agreement(settings, version)
     decision = GateDecision(version, champion.version if champion else None, challenger_f1,
-                            champion_f1, promote, reason, challenger_ece, live_agreement,
-                            live_rows)  # fmt: skip
+                            champion_f1, promote, reason, challenger_ece,
+                            **find_live_agreement(version, settings))  # fmt: skip
     _tag_decision(decision, settings)
     log.info("gate for version %s: %s (%s)", version, "promote" if promote else "refuse", reason)
     return decision
+
+
+def find_live_agreement(version: str, settings: Settings) -> dict:
+    """The live agreement with the champion of a version, and of the version the
+    `challenger` alias shadows now when it is another: GateDecision's live fields."""
+    rows, agreement = count_shadow_agreement(settings, version)
+    found = {"live_agreement": agreement, "live_rows": rows}
+    shadowed = get_alias_version(CHALLENGER, settings)
+    if shadowed is not None and shadowed.version != version:
+        rows, agreement = count_shadow_agreement(settings, shadowed.version)
+        found |= {"shadowed_version": shadowed.version, "shadowed_agreement": agreement,
+                  "shadowed_rows": rows}  # fmt: skip
+    return found
 
 
 def format_score(value: float | None) -> str:
@@ -104,6 +126,9 @@ def _tag_decision(decision: GateDecision, settings: Settings) -> None:
         "gate.challenger_ece": format_score(decision.challenger_ece),
         "gate.live_agreement": format_score(decision.live_agreement),
         "gate.live_rows": str(decision.live_rows),
+        "gate.shadowed_version": decision.shadowed_version or "",
+        "gate.shadowed_agreement": format_score(decision.shadowed_agreement),
+        "gate.shadowed_rows": str(decision.shadowed_rows),
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, decision.challenger, key, value)

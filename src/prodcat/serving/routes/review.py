@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -74,14 +75,19 @@ class FeedbackResponse(BaseModel):
     sent_at: datetime
 
 
+class ReviewQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt parameter is a 422, not ignored
+    limit: int = Field(50, ge=1, le=1000, description="How many answers to list")
+
+
 @router.get("/review", response_model=list[ReviewItem])
 def get_review_queue(
-    settings: SettingsDep, _reviewer: ReviewerDep, limit: int = Query(50, ge=1, le=1000)
+    settings: SettingsDep, _reviewer: ReviewerDep, query: Annotated[ReviewQuery, Query()]
 ) -> list[ReviewItem]:
     """Answers under PRODCAT_REVIEW__CONFIDENCE_THRESHOLD nobody has corrected yet, lowest
     confidence first."""
     try:
-        return [ReviewItem(**row) for row in list_open_reviews(settings, limit)]
+        return [ReviewItem(**row) for row in list_open_reviews(settings, query.limit)]
     except SQLAlchemyError as error:
         raise unavailable(error) from error
 

@@ -146,3 +146,23 @@ def api_server(bin_dir: Path, port: int, env: dict[str, str], log_file: Path, wo
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def write_unlabelled_dataset(raw_dir: Path, folder: Path, rows: int, every: int) -> Path:
+    """A dataset of the development file's first rows where every `every`-th row has no
+    label (kept as a listing awaiting a category); the path of its description."""
+    import uuid
+
+    import yaml
+
+    source = pd.read_csv(raw_dir / "designations.csv", dtype=str, keep_default_na=False)
+    source = source.head(rows).copy()
+    source.loc[source.index % every == 0, "prdtypecode"] = ""
+    source.to_csv(folder / "designations.csv", index=False)
+    (folder / "categories.csv").write_text((raw_dir / "categories.csv").read_text())
+    spec = {"name": f"ops-{uuid.uuid4().hex[:8]}", "features_file": "designations.csv",
+            "unlabelled_rows": "keep", "columns": {"title": "designation", "label": "prdtypecode"},
+            "label_names": {"file": "categories.csv", "code_column": "prdtypecode",
+                            "name_column": "name"}}  # fmt: skip
+    (folder / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    return folder / "dataset.yaml"

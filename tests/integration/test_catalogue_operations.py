@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 
-import pandas as pd
 import pendulum
 import pytest
 import yaml
@@ -22,7 +21,13 @@ from prodcat.serving.app import create_app
 from prodcat.serving.model_store import LoadedModel
 from prodcat.training.registry import SNAPSHOT_FEEDBACK_TAG, get_client
 
-from ..models import ROOT, register_small_models, train_small_model, wait_until
+from ..models import (
+    ROOT,
+    register_small_models,
+    train_small_model,
+    wait_until,
+    write_unlabelled_dataset,
+)
 
 pytestmark = pytest.mark.integration
 ROWS, UNLABELLED_EVERY = 3000, 3
@@ -33,18 +38,9 @@ def catalogue(settings, tmp_path_factory) -> dict:
     """A dataset of real titles where every third row has no label, ingested in one batch,
     and a registered champion of its own model name."""
     folder = tmp_path_factory.mktemp("unlabelled")
-    source = pd.read_csv(settings.data.raw_dir / "designations.csv", dtype=str,
-                         keep_default_na=False).head(ROWS)  # fmt: skip
-    source.loc[source.index % UNLABELLED_EVERY == 0, "prdtypecode"] = ""
-    source.to_csv(folder / "designations.csv", index=False)
-    (folder / "categories.csv").write_text((settings.data.raw_dir / "categories.csv").read_text())
-    name = f"ops-{uuid.uuid4().hex[:8]}"
-    spec = {"name": name, "features_file": "designations.csv", "unlabelled_rows": "keep",
-            "columns": {"title": "designation", "label": "prdtypecode"},
-            "label_names": {"file": "categories.csv", "code_column": "prdtypecode",
-                            "name_column": "name"}}  # fmt: skip
-    (folder / "dataset.yaml").write_text(yaml.safe_dump(spec))
-    env = {"PRODCAT_DATA__DATASET": str(folder / "dataset.yaml"),
+    description = write_unlabelled_dataset(settings.data.raw_dir, folder, ROWS, UNLABELLED_EVERY)
+    name = yaml.safe_load(description.read_text())["name"]
+    env = {"PRODCAT_DATA__DATASET": str(description),
            "PRODCAT_DATA__RAW_DIR": str(folder), "PRODCAT_DATA__BATCH_SIZE": str(ROWS),
            "PRODCAT_DATA__EVAL_SIZE": "200", "PRODCAT_MLFLOW__MODEL_NAME": f"prodcat-{name}",
            "PRODCAT_REVIEW__CONFIDENCE_THRESHOLD": "0.6",

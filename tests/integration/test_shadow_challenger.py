@@ -76,3 +76,43 @@ def test_the_challenger_alias_is_shadowed_and_its_agreement_recorded(ours):
     promote_version(challenger, ours)  # a promoted challenger is no longer shadowed
     aliases = get_client(ours).get_registered_model(ours.mlflow.model_name).aliases
     assert CHALLENGER not in aliases
+
+
+def test_a_registered_challenger_that_crashes_changes_no_response(ours):
+    import mlflow
+    import mlflow.sklearn
+    from sklearn.pipeline import Pipeline
+
+    from prodcat.training.features import ProductTextCleaner
+    from prodcat.training.registry import use_mlflow
+
+    from ..api.test_shadow import Crashing
+
+    champion = register_small_models(ours, ours.mlflow.model_name, 1)[0]
+    titles = [f"console manette {i}" for i in range(30)]
+    baseline = ours.model_copy(update={
+        "api": ours.api.model_copy(update={"shadow_sample": 0.0})})  # fmt: skip
+    with TestClient(create_app(baseline)) as client:
+        expected = [client.post("/predict/", json={"title": t}).json() for t in titles]
+    use_mlflow(ours)
+    with mlflow.start_run(run_name="crashing-challenger"):
+        info = mlflow.sklearn.log_model(
+            Pipeline([("clean", ProductTextCleaner()), ("clf", Crashing())]), name="model",
+            registered_model_name=ours.mlflow.model_name, serialization_format="cloudpickle",
+        )  # fmt: skip
+    set_challenger(str(info.registered_model_version), ours)
+    with TestClient(create_app(ours)) as client:
+        wait_until(lambda: client.app.state.shadow.challenger is not None,
+                   what="the crashing challenger to load")  # fmt: skip
+        before = failures(client)  # the counter is the process's: earlier tests add to it
+        answers = [client.post("/predict/", json={"title": t}) for t in titles]
+        wait_until(lambda: failures(client) > before, what="the crash to be counted")
+    assert all(a.status_code == 200 for a in answers)
+    assert [a.json() for a in answers] == expected
+    assert {a["model_version"] for a in expected} == {champion}
+
+
+def failures(client: TestClient) -> float:
+    page = client.get("/metrics").text.splitlines()
+    return sum(float(line.split()[-1]) for line in page
+               if line.startswith("prodcat_api_shadow_failures_total "))  # fmt: skip

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from prodcat.config import Settings
+from prodcat.data import dataset as dataset_module
 from prodcat.data import ingest
 from prodcat.data.ingest import ingest_next_batch
 from prodcat.data.reset import reset_data
@@ -311,3 +312,25 @@ def test_training_reads_exclude_the_evaluation_set_even_if_a_row_got_into_produc
     products = load_products(designations, "rakuten-designations")
     held_out = {r[0] for r in rows(designations, "select product_id from evaluation_set")}
     assert len(products) == batch.rows_accepted and not set(products["product_id"]) & held_out
+
+
+def test_a_late_batch_reads_only_its_own_rows_not_the_source_from_the_top(designations,
+                                                                          monkeypatch):  # fmt: skip
+    parsed: list[int] = []
+    real = dataset_module.read_records
+
+    def counting(path, spec, start_byte=None):
+        for record in real(path, spec, start_byte):
+            parsed[-1] += 1
+            yield record
+
+    monkeypatch.setattr(dataset_module, "read_records", counting)
+    for k in range(6):
+        parsed.append(0)
+        ingest_next_batch(f"flat-{k}", settings=designations)
+    # The first ingestion also carves the evaluation set from the whole file; from then on a
+    # batch parses its 2,000 rows, plus at most one more chunk for the held-out rows among them
+    # (reading from the top, the sixth would parse at least 10,000).
+    assert all(count <= 2 * 2000 for count in parsed[1:]), parsed
+    assert scalar(designations, "select next_byte from ingestion_cursor "
+                  "where dataset = 'rakuten-designations'") > 0  # fmt: skip

@@ -1,3 +1,4 @@
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -6,10 +7,12 @@ import pytest
 from prodcat.config import Settings
 from prodcat.data.dataset import (
     DatasetSpec,
+    SourcePosition,
     derive_id,
     iter_source,
     load_dataset_spec,
     read_label_names,
+    read_records,
 )
 from prodcat.data.validate import Limits, Reason, find_rejections
 
@@ -106,3 +109,39 @@ def test_good_rows_pass_and_repeats_within_a_batch_keep_the_first():
 def test_a_rejected_row_does_not_claim_its_id():
     rows = frame(product_id=["a", "a"], title=["", "ok"])
     assert list(find_rejections(rows, Limits(10, 20), None, set())) == ["empty_title", ""]
+
+
+def test_reading_from_a_rows_byte_position_gives_the_same_rows_as_from_the_top():
+    # Both Rakuten layouts: one file, and features with labels in a second file.
+    for name in ("rakuten-designations", "rakuten-sample"):
+        spec = spec_named(name)
+        whole = read_all(spec)
+        for row in (1, 137, len(whole) - 3):
+            before = whole.iloc[row - 1]
+            label_byte = before["label_end_byte"]
+            position = SourcePosition(row, int(before["end_byte"]),
+                                      None if label_byte is None else int(label_byte))  # fmt: skip
+            resumed = pd.concat(list(iter_source(spec, SHARED, row, position, chunk_rows=50)))
+            columns = ["source_row", "product_id", "title", "label", "end_byte"]
+            assert resumed[columns].reset_index(drop=True).equals(
+                whole.iloc[row:][columns].reset_index(drop=True)), (name, row)  # fmt: skip
+
+
+def test_byte_positions_are_exact_across_awkward_records(tmp_path: Path):
+    # A quoted newline, CRLF endings, an undecodable byte, a malformed record, non-ASCII text.
+    raw = (
+        (
+            'designation,prdtypecode\r\n"Lampe\nde bureau",10\r\nCafé crème,40\r\n'
+            '"unbalanced,40\r\n'
+        ).encode()
+        + b"Bo\xeete,10\r\n"
+        + "Théière,2583\r\n".encode()
+    )
+    (tmp_path / "rows.csv").write_bytes(raw)
+    spec = DatasetSpec.model_validate({"name": "awkward", "features_file": "rows.csv",
+                                       "columns": {"title": "designation",
+                                                   "label": "prdtypecode"}})  # fmt: skip
+    records = list(read_records(tmp_path / "rows.csv", spec))
+    assert records[-1][3] == len(raw)
+    for (_, _, _, end), following in itertools.pairwise(records):
+        assert next(read_records(tmp_path / "rows.csv", spec, end)) == following

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +24,8 @@ BUNDLED = Path(__file__).parent / "datasets"
 STANDARD_COLUMNS = ["source_row", "product_id", "title", "description", "label", "image_path"]
 CHUNK_ROWS = 50_000
 MALFORMED = "__malformed__"  # the raw text of a record the CSV parser could not split
+# Where a record ends in its file (and its label's, in a labels file): a read can start there.
+END_BYTE, LABEL_END_BYTE = "__end_byte__", "__label_end_byte__"
 MAX_RAW_CHARS = 10_000  # an unbalanced quote can swallow the rest of a file into one record
 
 
@@ -100,27 +104,39 @@ class _Lines:
 
 
 def read_records(
-    path: Path, spec: DatasetSpec
-) -> Iterator[tuple[list[str], list[str] | None, str]]:
-    """(header, fields, raw text) for each record of a CSV; fields is None when the record is
-    malformed (a field too many or too few, an unbalanced quote), so it can be rejected whole."""
+    path: Path, spec: DatasetSpec, start_byte: int | None = None
+) -> Iterator[tuple[list[str], list[str] | None, str, int]]:
+    """(header, fields, raw text, end byte) for each record of a CSV, from start_byte (a
+    record's start; None: the first record); fields is None when the record is malformed (a
+    field too many or too few, an unbalanced quote), so it can be rejected whole."""
     if not path.exists():
         raise FileNotFoundError(f"dataset {spec.name}: source file {path} does not exist")
-    # surrogateescape keeps broken bytes visible, to reject those rows
+    header, position = _read_header(path, spec)
+    record_codec = "utf-8" if spec.encoding.lower().replace("_", "-") == "utf-8-sig" else (
+        spec.encoding)  # fmt: skip
+    position = max(position, start_byte or 0)
+    with open(path, "rb") as binary:
+        binary.seek(position)
+        # surrogateescape keeps broken bytes visible, to reject those rows; encoding a
+        # record's text back the same way gives its exact length in bytes.
+        stream = io.TextIOWrapper(binary, encoding=record_codec, errors="surrogateescape",
+                                  newline="")  # fmt: skip
+        lines = _Lines(stream)
+        for fields in _records(csv.reader(lines)):
+            raw = lines.take()
+            position += len(raw.encode(record_codec, "surrogateescape"))
+            good = fields is not None and len(fields) == len(header)
+            yield header, (fields if good else None), raw, position
+
+
+def _read_header(path: Path, spec: DatasetSpec) -> tuple[list[str], int]:
+    """The header's fields, and the byte where the first record starts."""
     with open(path, encoding=spec.encoding, errors="surrogateescape", newline="") as stream:
         lines = _Lines(stream)
-        reader = csv.reader(lines)
-        header = next(reader, None)
+        header = next(csv.reader(lines), None)
         if header is None:
             raise ValueError(f"dataset {spec.name}: source file {path} is empty (no header line)")
-        lines.take()
-        for fields in _records(reader):
-            raw = lines.take()
-            yield (
-                header,
-                (fields if fields is not None and len(fields) == len(header) else None),
-                raw,
-            )
+        return header, len(lines.take().encode(spec.encoding, "surrogateescape"))
 
 
 def _records(reader) -> Iterator[list[str] | None]:
@@ -133,25 +149,54 @@ def _records(reader) -> Iterator[list[str] | None]:
             yield None
 
 
-def _read_chunks(path: Path, spec: DatasetSpec) -> Iterator[pd.DataFrame]:
-    """Chunks of CHUNK_ROWS records, every column as text, a malformed one as its raw text in
-    the column MALFORMED (and empty fields)."""
-    chunk: list[list[str]] = []
+def _read_chunks(
+    path: Path, spec: DatasetSpec, start_byte: int | None = None, rows: int = CHUNK_ROWS
+) -> Iterator[pd.DataFrame]:
+    """Chunks of `rows` records from start_byte, every column as text, a malformed one as its
+    raw text in the column MALFORMED (and empty fields), each with its END_BYTE."""
+    chunk: list[list] = []
     header: list[str] = []
-    for header, fields, raw in read_records(path, spec):
-        chunk.append([*(fields or [""] * len(header)), None if fields is not None else raw])
-        if len(chunk) == CHUNK_ROWS:
-            yield pd.DataFrame(chunk, columns=[*header, MALFORMED], dtype=object)
+    for header, fields, raw, end in read_records(path, spec, start_byte):
+        chunk.append([*(fields or [""] * len(header)), None if fields is not None else raw, end])
+        if len(chunk) == rows:
+            yield pd.DataFrame(chunk, columns=[*header, MALFORMED, END_BYTE], dtype=object)
             chunk = []
     if chunk:
-        yield pd.DataFrame(chunk, columns=[*header, MALFORMED], dtype=object)
+        yield pd.DataFrame(chunk, columns=[*header, MALFORMED, END_BYTE], dtype=object)
 
 
-def iter_source(spec: DatasetSpec, raw_dir: Path, start_row: int = 0) -> Iterator[pd.DataFrame]:
-    """The source from start_row on, in chunks of normalised rows, in the source's order."""
-    features = _read_chunks(raw_dir / spec.features_file, spec)
-    labels = _read_chunks(raw_dir / spec.labels_file, spec) if spec.labels_file else None
-    offset = 0
+@dataclass(frozen=True)
+class SourcePosition:
+    """Where a read of the source starts: a row, and where that row starts in each file (None:
+    unknown, so the files are read from the top and rows counted up to it)."""
+
+    row: int = 0
+    features_byte: int | None = None
+    labels_byte: int | None = None
+
+    def is_known_for(self, spec: DatasetSpec, row: int) -> bool:
+        """Whether a read of spec's files from this row can seek straight to it."""
+        labels_known = spec.labels_file is None or self.labels_byte is not None
+        return self.row == row and self.features_byte is not None and labels_known
+
+
+def iter_source(
+    spec: DatasetSpec,
+    raw_dir: Path,
+    start_row: int = 0,
+    position: SourcePosition | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> Iterator[pd.DataFrame]:
+    """The source from start_row on, in chunks of normalised rows, in the source's order. With
+    a known position (that of start_row), the files are read from there, not from the top:
+    each row's `end_byte` (and `label_end_byte`) is where the next read may start."""
+    seek = position is not None and position.is_known_for(spec, start_row)
+    features = _read_chunks(raw_dir / spec.features_file, spec,
+                            position.features_byte if seek else None, chunk_rows)  # fmt: skip
+    labels = (_read_chunks(raw_dir / spec.labels_file, spec,
+                           position.labels_byte if seek else None, chunk_rows)
+              if spec.labels_file else None)  # fmt: skip
+    offset = start_row if seek else 0
     for chunk in features:
         if labels is not None:
             chunk = _join_labels(chunk, next(labels, None), spec, offset)
@@ -186,7 +231,8 @@ def _join_labels(
             raise ValueError(f"dataset {spec.name}: features and labels are not aligned")
     malformed = chunk[MALFORMED].fillna(labels[MALFORMED])
     return chunk.assign(**{spec.columns.label: labels[spec.columns.label].to_numpy(),
-                           MALFORMED: malformed})  # fmt: skip
+                           MALFORMED: malformed,
+                           LABEL_END_BYTE: labels[END_BYTE].to_numpy()})  # fmt: skip
 
 
 def normalise(raw: pd.DataFrame, spec: DatasetSpec, raw_dir: Path) -> pd.DataFrame:
@@ -209,11 +255,12 @@ def normalise(raw: pd.DataFrame, spec: DatasetSpec, raw_dir: Path) -> pd.DataFra
         ]
     out["image_path"], out["image_error"] = _image_paths(raw, spec, raw_dir)
     out["malformed"] = raw[MALFORMED].to_numpy()
+    out["end_byte"] = raw[END_BYTE].to_numpy() if END_BYTE in raw else None
+    out["label_end_byte"] = raw[LABEL_END_BYTE].to_numpy() if LABEL_END_BYTE in raw else None
+    fields = raw.drop(columns=[c for c in (MALFORMED, END_BYTE, LABEL_END_BYTE) if c in raw])
     out["raw"] = [
         {"line": line[:MAX_RAW_CHARS]} if line is not None else record
-        for line, record in zip(
-            raw[MALFORMED], raw.drop(columns=MALFORMED).to_dict(orient="records"), strict=True
-        )
+        for line, record in zip(raw[MALFORMED], fields.to_dict(orient="records"), strict=True)
     ]
     return out
 
@@ -231,7 +278,8 @@ def _image_paths(
     folder = (raw_dir / spec.image.dir).resolve()
     paths: list[str | None] = []
     errors: list[str] = []
-    for record in raw.drop(columns=MALFORMED).to_dict(orient="records"):
+    fields = raw.drop(columns=[c for c in (MALFORMED, END_BYTE, LABEL_END_BYTE) if c in raw])
+    for record in fields.to_dict(orient="records"):
         try:
             name = (
                 record[spec.image.column]

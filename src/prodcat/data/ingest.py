@@ -19,7 +19,13 @@ import pandas as pd
 from psycopg2.extras import execute_values
 
 from prodcat.config import Settings, get_settings
-from prodcat.data.dataset import DatasetSpec, iter_source, load_dataset_spec, read_label_names
+from prodcat.data.dataset import (
+    DatasetSpec,
+    SourcePosition,
+    iter_source,
+    load_dataset_spec,
+    read_label_names,
+)
 from prodcat.data.evaluation_set import has_evaluation_set, store_evaluation_set
 from prodcat.data.validate import Limits, describe_rejection, find_rejections, safe_text
 from prodcat.db import get_engine
@@ -87,7 +93,8 @@ def ingest_next_batch(
     conn = get_engine(settings).raw_connection()
     try:
         with conn.cursor() as cur:
-            next_row = _lock_cursor(cur, spec.name)
+            position = _lock_cursor(cur, spec.name)
+            next_row = position.row
             done = _find_batch(cur, spec.name, run_key)
             if done is not None:
                 conn.rollback()
@@ -97,7 +104,7 @@ def ingest_next_batch(
                 # The first ingestion of an empty dataset: hold out the evaluation set first.
                 label_names = read_label_names(spec, settings.data.raw_dir)
                 store_evaluation_set(cur, spec, settings, label_names)
-            result = _load_batch(cur, spec, settings, run_key, logical_date, next_row)
+            result = _load_batch(cur, spec, settings, run_key, logical_date, position)
         conn.commit()
     except Exception as error:
         conn.rollback()
@@ -109,13 +116,14 @@ def ingest_next_batch(
     return result
 
 
-def _lock_cursor(cur, dataset: str) -> int:
+def _lock_cursor(cur, dataset: str) -> SourcePosition:
     cur.execute("select pg_advisory_xact_lock_shared(%s)", (RESET_LOCK,))
     cur.execute(
         "insert into ingestion_cursor (dataset) values (%s) on conflict do nothing", (dataset,)
     )
-    cur.execute("select next_row from ingestion_cursor where dataset = %s for update", (dataset,))
-    return cur.fetchone()[0]
+    cur.execute("select next_row, next_byte, next_label_byte from ingestion_cursor "
+                "where dataset = %s for update", (dataset,))  # fmt: skip
+    return SourcePosition(*cur.fetchone())
 
 
 def _find_batch(cur, dataset: str, run_key: str) -> BatchResult | None:
@@ -131,12 +139,14 @@ def _find_batch(cur, dataset: str, run_key: str) -> BatchResult | None:
 
 
 def _load_batch(
-    cur, spec: DatasetSpec, settings: Settings, run_key: str, logical_date, next_row: int
-) -> BatchResult:
-    raw_dir = settings.data.raw_dir
-    rows, end_row = _take_rows(cur, spec, raw_dir, next_row, settings.data.batch_size)
+    cur, spec: DatasetSpec, settings: Settings, run_key: str, logical_date,
+    position: SourcePosition,
+) -> BatchResult:  # fmt: skip
+    raw_dir, next_row = settings.data.raw_dir, position.row
+    rows, end = _take_rows(cur, spec, raw_dir, position, settings.data.batch_size)
+    end_row = end.row
     if rows.empty:  # exhausted: no batch record, so later runs find the same empty end
-        _move_cursor(cur, spec.name, end_row)
+        _move_cursor(cur, spec.name, end)
         return BatchResult(None, spec.name, next_row, end_row, 0, 0, 0, 0, 0)
     label_names = read_label_names(spec, raw_dir)
     _upsert_labels(cur, label_names)
@@ -167,45 +177,46 @@ def _load_batch(
         (*[getattr(result, f) for f in ("rows_read", "rows_accepted", "rows_rejected")],
          result.rows_with_image, result.rows_without_image, batch_id),
     )  # fmt: skip
-    _move_cursor(cur, spec.name, end_row)
+    _move_cursor(cur, spec.name, end)
     return result
 
 
-def _move_cursor(cur, dataset: str, next_row: int) -> None:
+def _move_cursor(cur, dataset: str, position: SourcePosition) -> None:
     cur.execute(
-        "update ingestion_cursor set next_row = %s, updated_at = now() where dataset = %s",
-        (next_row, dataset),
+        "update ingestion_cursor set next_row = %s, next_byte = %s, next_label_byte = %s, "
+        "updated_at = now() where dataset = %s",
+        (position.row, position.features_byte, position.labels_byte, dataset),
     )
 
 
 def _take_rows(
-    cur, spec: DatasetSpec, raw_dir: Path, start_row: int, size: int
-) -> tuple[pd.DataFrame, int]:
-    """The next `size` source rows from start_row on, skipping the evaluation set's rows."""
+    cur, spec: DatasetSpec, raw_dir: Path, start: SourcePosition, size: int
+) -> tuple[pd.DataFrame, SourcePosition]:
+    """The next `size` source rows from start on, skipping the evaluation set's rows, and
+    where the row after them starts. The files are read from start's bytes when known."""
     cur.execute("select source_row from evaluation_set where dataset = %s", (spec.name,))
     held_out = {r[0] for r in cur.fetchall()}
     taken: list[pd.DataFrame] = []
-    count, end_row = 0, start_row
-    for chunk in iter_source(spec, raw_dir, start_row):
+    count, end = 0, start
+    for chunk in iter_source(spec, raw_dir, start.row, start, chunk_rows=size):
+        end = position_after(chunk)  # held-out rows at the end are passed over once
         chunk = chunk[~chunk["source_row"].isin(held_out)].iloc[: size - count]
         if len(chunk):
             taken.append(chunk)
             count += len(chunk)
-            end_row = int(chunk["source_row"].iloc[-1]) + 1
         if count >= size:
+            end = position_after(chunk)
             break
-    else:
-        end_row = max(end_row, _source_length(spec, raw_dir, start_row))
     empty = pd.DataFrame(columns=["source_row", "product_id", "title", "description", "label"])
-    return (pd.concat(taken) if taken else empty), end_row
+    return (pd.concat(taken) if taken else empty), end
 
 
-def _source_length(spec: DatasetSpec, raw_dir: Path, start_row: int) -> int:
-    """Where the source ends (so trailing held-out rows are passed over once)."""
-    last = start_row
-    for chunk in iter_source(spec, raw_dir, start_row):
-        last = int(chunk["source_row"].iloc[-1]) + 1
-    return last
+def position_after(chunk: pd.DataFrame) -> SourcePosition:
+    """Where the row after a chunk's last row starts."""
+    last = chunk.iloc[-1]
+    label_byte = last["label_end_byte"]
+    return SourcePosition(int(last["source_row"]) + 1, int(last["end_byte"]),
+                          None if label_byte is None else int(label_byte))  # fmt: skip
 
 
 def _upsert_labels(cur, label_names: dict[str, str] | None) -> None:

@@ -35,6 +35,10 @@ ingestion_cursor = Table(
     metadata,
     Column("dataset", Text, primary_key=True),
     Column("next_row", Integer, nullable=False, server_default="0"),
+    # Where next_row starts in the source file (and in its labels file): each batch reads
+    # from there, so batch k costs what batch 1 does. Null: unknown, read from the top.
+    Column("next_byte", BigInteger),
+    Column("next_label_byte", BigInteger),
     Column("updated_at", DateTime(timezone=True), server_default=func.now()),
 )
 

@@ -44,7 +44,7 @@ from .platform import Airflow, StatsdRecorder, wait_for
 # far more than the global 900 s.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
 ROOT = Path(__file__).resolve().parents[2]
-DAG_IDS = ("prepare_data", "reset_data", "ml_pipeline", "drift_detection")
+DAG_IDS = ("prepare_data", "reset_data", "ml_pipeline", "drift_detection", "batch_predict")
 SOURCE_ROWS = 8000
 LOGS = ROOT / ".state-e2e-logs"  # 2,000 held out for evaluation, 6,000 to train on
 ENV = {

@@ -56,7 +56,9 @@ def score_listings(logical_date: datetime, settings: Settings | None = None) -> 
     champion = get_champion(settings)
     if champion is None:
         log.info("no champion yet: nothing to score")
-        return {"model_version": None, "scored": 0, "queued_for_review": 0}
+        totals = {"model_version": None, "scored": 0, "queued_for_review": 0}
+        report(totals, 0.0)  # the run is seen on the dashboards all the same
+        return totals
     job = ScoringJob(settings, load_dataset_spec(settings).name, champion.version,
                      load_version(champion.version, settings), logical_date)  # fmt: skip
     totals = {"model_version": champion.version, "scored": 0, "queued_for_review": 0}
@@ -201,5 +203,4 @@ def report(totals: dict, seconds: float) -> None:
     incr_metric("batch_predict.scored", totals["scored"])
     incr_metric("batch_predict.queued_for_review", totals["queued_for_review"])
     record_timing("batch_predict.duration", seconds)
-    if totals["scored"]:
-        set_gauge("batch_predict.rows_per_second", rate)
+    set_gauge("batch_predict.rows_per_second", rate)  # the last run's; 0 when it scored none

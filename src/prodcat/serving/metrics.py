@@ -64,6 +64,11 @@ SHADOW_PREDICTIONS = Counter(
     "Live inputs the challenger scored in shadow, by agreement with the champion's answer",
     ["challenger_version", "agrees"],
 )
+# The same without labels, exposed from the start (a dashboard's agreement rate reads them).
+SHADOW_SCORED = Counter("prodcat_api_shadow_scored_total", "Live inputs scored in shadow")
+SHADOW_AGREED = Counter(
+    "prodcat_api_shadow_agreed_total", "Live inputs where the challenger agreed with the champion"
+)
 SHADOW_LATENCY = Histogram(
     "prodcat_api_shadow_seconds_per_item",
     "The challenger's model time per item, in shadow (off the request path)",

@@ -151,6 +151,8 @@ class ShadowScorer:
             agrees = code == sampled.category_code
             metrics.SHADOW_LATENCY.observe(per_item)
             metrics.SHADOW_PREDICTIONS.labels(challenger.version, str(agrees).lower()).inc()
+            metrics.SHADOW_SCORED.inc()
+            metrics.SHADOW_AGREED.inc(agrees)
             record = PredictionRecord.of(sampled.predicted_at, challenger.version, code,
                                          round(float(row[column]), 6), sampled.title,
                                          sampled.description, self.keep_text)  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -18,9 +20,17 @@ def small_model() -> LoadedModel:
     return LoadedModel(train_small_model(), "7", "registry", metadata)
 
 
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the socket is
+
+
 def settings_without_log() -> Settings:
-    # The prediction log's writes to a real database are tested in tests/integration.
-    return Settings(api={"log_predictions": False})
+    # The prediction log's writes to a real database are tested in tests/integration. Airflow
+    # is a closed port: fuzzed POST /admin/retrain calls must never start real runs on a test
+    # stack that happens to be up (tests/integration starts them on purpose).
+    return Settings(api={"log_predictions": False}, airflow={"port": closed_port()})
 
 
 @pytest.fixture

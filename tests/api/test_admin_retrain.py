@@ -1,20 +1,12 @@
 """POST /admin/retrain and GET /admin/retrain/{id}: behind the admin token, and a clear 503
 when Airflow cannot be reached (a real closed port here; tests/integration starts real runs)."""
 
-import socket
-
 from fastapi.testclient import TestClient
 
 from prodcat.config import get_settings
 from prodcat.serving.app import create_app
 
-from .conftest import settings_without_log
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed again when the socket is
+from .conftest import closed_port, settings_without_log
 
 
 def test_retraining_needs_the_admin_token(client):

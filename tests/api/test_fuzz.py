@@ -42,7 +42,9 @@ def test_generated_requests_never_get_a_server_error(case):
     case.call_and_validate()
 
 
-@schema.parametrize()
+# With a token always added, schemathesis counts "no Authorization header" as negative data
+# the API accepted; GET /review's validation is tested on its own (test_review.py).
+@schema.exclude(path="/review", method="GET").parametrize()
 @FUZZ
 def test_generated_requests_with_the_admin_token_never_get_a_server_error(case):
     case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"})

@@ -110,6 +110,14 @@ def served_version(settings: Settings) -> str | None:
     return ready.json()["model_version"] if ready.status_code == 200 else None
 
 
+def answered(settings: Settings) -> dict | None:
+    """The last of four answers in a row from /predict/ (either worker may take each), or
+    None unless all four were 200."""
+    body = {"title": "Figurine Pop Star Wars Vador"}
+    answers = [api(settings, "POST", "/predict/", json=body) for _ in range(4)]
+    return answers[-1].json() if all(a.status_code == 200 for a in answers) else None
+
+
 def mlflow_version(settings: Settings, alias: str) -> dict:
     response = httpx.get(
         f"{settings.mlflow.tracking_uri}/api/2.0/mlflow/registered-models/alias",
@@ -147,8 +155,9 @@ def loop(platform) -> dict:
 def wait_for_first_champion(settings: Settings) -> str:
     """Hands off: the first champion comes by itself, and the API serves it."""
     first = wait_for(lambda: served_version(settings), 900, "the first champion in the API")
-    answer = api(settings, "POST", "/predict/", json={"title": "Figurine Pop Star Wars Vador"})
-    assert answer.status_code == 200 and answer.json()["model_version"] == first
+    # /ready answered from one worker; each worker loads the champion on its own poll.
+    answer = wait_for(lambda: answered(settings), 60, "every worker to serve it")
+    assert answer["model_version"] == first
     assert mlflow_version(settings, "champion")["tags"]["gate.decision"] == "promoted"
     return first
 

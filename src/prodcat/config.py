@@ -225,7 +225,7 @@ class DriftSettings(BaseModel):
 
 class ReviewSettings(BaseModel):
     # Answers under this confidence, from batch_predict or the API, go to the review queue
-    # (0 turns it off). The full profile's champion is below 0.5 on about 10% of titles.
+    # (0 turns it off).
     confidence_threshold: float = Field(default=0.5, ge=0, le=1)
     # Bearer token of GET /review and POST /feedback (reviewers, not operators).
     token: SecretStr = SecretStr(PLACEHOLDER)

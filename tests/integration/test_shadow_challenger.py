@@ -16,7 +16,10 @@ from prodcat.serving.prediction_log import hash_input
 from prodcat.training.gate import GateDecision, _tag_decision, find_live_agreement
 from prodcat.training.registry import CHALLENGER, get_client, promote_version, set_challenger
 
+from ..api.test_shadow import metric
 from ..models import register_small_models, wait_until
+
+FAILURES = "prodcat_api_shadow_failures_total"
 
 pytestmark = pytest.mark.integration
 
@@ -104,15 +107,10 @@ def test_a_registered_challenger_that_crashes_changes_no_response(ours):
     with TestClient(create_app(ours)) as client:
         wait_until(lambda: client.app.state.shadow.challenger is not None,
                    what="the crashing challenger to load")  # fmt: skip
-        before = failures(client)  # the counter is the process's: earlier tests add to it
+        # The counter is the process's: earlier tests add to it.
+        before = metric(client, FAILURES)
         answers = [client.post("/predict/", json={"title": t}) for t in titles]
-        wait_until(lambda: failures(client) > before, what="the crash to be counted")
+        wait_until(lambda: metric(client, FAILURES) > before, what="the crash to be counted")
     assert all(a.status_code == 200 for a in answers)
     assert [a.json() for a in answers] == expected
     assert {a["model_version"] for a in expected} == {champion}
-
-
-def failures(client: TestClient) -> float:
-    page = client.get("/metrics").text.splitlines()
-    return sum(float(line.split()[-1]) for line in page
-               if line.startswith("prodcat_api_shadow_failures_total "))  # fmt: skip

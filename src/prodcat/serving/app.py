@@ -120,15 +120,19 @@ async def run_background_tasks(
         writer.start()
     app.state.shadow = shadow = ShadowScorer(settings, writer.submit if writer else None,
                                              *shadow_hooks)  # fmt: skip
-    shadow.start()
-    app.state.prediction_sink = combine_sinks(writer.log if writer else None, shadow.offer)
+    shadowing = settings.api.shadow_sample > 0
+    if shadowing:
+        shadow.start()
+    app.state.prediction_sink = combine_sinks(writer.log if writer else None,
+                                              shadow.offer if shadowing else None)  # fmt: skip
     app.state.batcher = PredictionBatcher(settings, app.state.prediction_sink)
     metrics.WORKERS.set(1)
     tasks = [asyncio.create_task(app.state.batcher.run_forever()),
              asyncio.create_task(note_memory_forever())]  # fmt: skip
     if poll:
         tasks.append(asyncio.create_task(app.state.reloader.run_forever()))
-        tasks.append(asyncio.create_task(follow_challenger_forever(app)))
+        if shadowing:
+            tasks.append(asyncio.create_task(follow_challenger_forever(app)))
     yield
     for task in tasks:
         task.cancel()
@@ -138,9 +142,11 @@ async def run_background_tasks(
         await asyncio.to_thread(writer.stop)
 
 
-def combine_sinks(*sinks: Callable | None) -> Callable:
+def combine_sinks(*sinks: Callable | None) -> Callable | None:
     """One prediction sink that hands each model call's answers to every sink given."""
     active = [sink for sink in sinks if sink is not None]
+    if len(active) <= 1:
+        return active[0] if active else None
 
     def sink(model_version: str, items: list, results: list[dict]) -> None:
         for each in active:

@@ -51,8 +51,8 @@ class PredictionRecord:
     input_hash: str
     title: str | None
     description: str | None
-    # Kept for an answer doubtful enough for the review queue (only when raw text is logged).
-    review_text: tuple[str, str] | None = None
+    # A doubtful answer for the review queue (only when raw text is logged, so the text is here).
+    for_review: bool = False
     shadow: bool = False  # a challenger's answer, scored in shadow
     agrees: bool | None = None  # shadow: the same category as the champion's answer
 
@@ -67,7 +67,12 @@ class PredictionRecord:
         return cls(predicted_at, model_version, category_code, confidence, len(title),
                    len(description), hash_input(title, description),
                    title if keep_text else None, description if keep_text else None,
-                   (title, description) if confidence < review_below else None)  # fmt: skip
+                   keep_text and confidence < review_below)  # fmt: skip
+
+    @property
+    def review_text(self) -> tuple[str, str] | None:
+        """Title and description of an answer for the review queue, else None."""
+        return (self.title or "", self.description or "") if self.for_review else None
 
     def as_shadow(self, agrees: bool) -> PredictionRecord:
         """This record as a challenger's shadow answer (never served)."""

@@ -11,6 +11,12 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 ONE_SHOT = {"airflow-init", "minio-init", "mlflow-init"}
+DOTENV = dict(
+    line.split("=", 1)
+    for line in (ROOT / ".env").read_text().splitlines()
+    if line and not line.startswith("#")
+)
+CELERY_SERVICES = {"redis", "airflow-worker", "airflow-scheduler-celery"}
 
 
 def test_compose_file_matches_the_compose_spec():
@@ -22,13 +28,85 @@ def test_compose_file_matches_the_compose_spec():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def enabled_services(profile_flags: list[str]) -> dict[str, dict]:
+    """The services `docker compose [--profile P]... up` starts, by compose's own rules.
+
+    Any --profile flag replaces COMPOSE_PROFILES (read from the shell, then .env) rather
+    than adding to it (compose-go's cli.WithDefaultProfiles); a service without profiles
+    always runs, one with profiles runs when any of them is active.
+    """
+    active = set(profile_flags) or set(DOTENV.get("COMPOSE_PROFILES", "").split(",")) - {""}
+    return {
+        name: spec
+        for name, spec in SERVICES.items()
+        if not spec.get("profiles") or active & set(spec["profiles"])
+    }
+
+
+def schedulers(services: dict[str, dict]) -> list[dict]:
+    return [spec for spec in services.values() if spec.get("command") == ["airflow", "scheduler"]]
+
+
 def test_the_whole_platform_is_there():
     expected = {
         "postgres", "minio", "mlflow", "airflow-init", "airflow-apiserver", "airflow-scheduler",
         "airflow-dag-processor", "airflow-triggerer", "api", "prometheus", "grafana",
         "statsd-exporter",
     }  # fmt: skip
-    assert expected <= set(SERVICES)
+    assert set(enabled_services([])) == set(SERVICES) - CELERY_SERVICES
+    assert expected <= set(enabled_services([]))
+
+
+@pytest.mark.parametrize(
+    ("flags", "executor"), [([], "LocalExecutor"), (["celery"], "CeleryExecutor")]
+)
+def test_the_profile_alone_decides_the_schedulers_executor(flags, executor):
+    [scheduler] = schedulers(enabled_services(flags))
+    assert scheduler["environment"]["AIRFLOW__CORE__EXECUTOR"] == executor
+
+
+def test_the_celery_profile_adds_redis_and_workers_and_keeps_the_rest():
+    assert set(enabled_services(["celery"])) == set(SERVICES) - {"airflow-scheduler"}
+    assert SERVICES["redis"]["image"].startswith("redis:7.2.")
+
+
+@pytest.mark.parametrize("flags", [[], ["celery"]])
+def test_whatever_the_profile_every_dependency_starts_too(flags):
+    services = enabled_services(flags)
+    for name, spec in services.items():
+        missing = set(spec.get("depends_on", {})) - set(services)
+        assert not missing, f"{name} waits for {missing}, which this profile does not start"
+
+
+@pytest.mark.parametrize("name", ["airflow-scheduler-celery", "airflow-worker"])
+def test_celery_services_wait_for_a_healthy_redis_they_sign_in_to(name):
+    spec = SERVICES[name]
+    assert spec["depends_on"]["redis"]["condition"] == "service_healthy"
+    env = spec["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://:${PRODCAT_REDIS__PASSWORD}@redis:6379/0"
+    assert SERVICES["redis"]["environment"]["REDISCLI_AUTH"] == "${PRODCAT_REDIS__PASSWORD}"
+    assert "--requirepass" in SERVICES["redis"]["command"][-1]
+    local = SERVICES["airflow-scheduler"]["environment"]
+    assert {k: v for k, v in env.items() if k in local and k != "AIRFLOW__CORE__EXECUTOR"} == {
+        k: v for k, v in local.items() if k != "AIRFLOW__CORE__EXECUTOR"
+    }
+
+
+def test_workers_scale_and_answer_celerys_ping():
+    worker = SERVICES["airflow-worker"]
+    assert worker["command"] == ["airflow", "celery", "worker"]
+    assert worker["deploy"]["replicas"].startswith("${PRODCAT_AIRFLOW__CELERY_WORKERS:-")
+    # A fixed name or host port would stop `--scale airflow-worker=N` from starting N.
+    assert "container_name" not in worker and "ports" not in worker
+    assert worker["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
+    assert 'inspect ping -d "celery@$${HOSTNAME}"' in worker["healthcheck"]["test"][1]
+    assert worker["environment"]["DUMB_INIT_SETSID"] == "0"
+
+
+@pytest.mark.parametrize("name", sorted(set(SERVICES) - ONE_SHOT))
+def test_every_long_running_service_is_restarted(name):
+    assert SERVICES[name].get("restart") in {"unless-stopped", "always"}
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -67,12 +145,13 @@ def test_services_get_the_same_prodcat_settings_as_the_native_stack():
         for line in (ROOT / ".env").read_text().splitlines()
         if line.startswith("PRODCAT_")
     }
-    for name in ("api", "airflow-scheduler"):
+    for name in ("api", "airflow-scheduler", "airflow-scheduler-celery", "airflow-worker"):
         assert SERVICES[name]["env_file"] == ".env"
         env = SERVICES[name]["environment"]
         assert env["PRODCAT_POSTGRES__HOST"] == "postgres"
         assert set(k for k in env if k.startswith("PRODCAT_")) <= dotenv_keys | {
             "PRODCAT_API__HOST", "PRODCAT_DATA__RAW_DIR", "PRODCAT_MLFLOW__SIGN_IN_AS",
+            "PRODCAT_AIRFLOW__EXECUTOR", "PRODCAT_REDIS__HOST", "PRODCAT_REDIS__PORT",
         }  # fmt: skip
 
 

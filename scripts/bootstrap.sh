@@ -14,6 +14,8 @@ install_debian_packages() {
   local missing=()
   [ -x "$PG_BIN/postgres" ] || missing+=(postgresql-15)
   command -v prometheus >/dev/null || missing+=(prometheus)
+  # The Celery executor's broker (PRODCAT_AIRFLOW__EXECUTOR=celery); small, so always there.
+  command -v redis-server >/dev/null || missing+=(redis-server)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
     say "missing Debian packages: ${missing[*]}"
@@ -21,7 +23,7 @@ install_debian_packages() {
     return 1
   fi
   say "installing Debian packages: ${missing[*]}"
-  # Keep the packages' own init scripts from starting a second PostgreSQL/Prometheus.
+  # Keep the packages' own init scripts from starting a second PostgreSQL/Prometheus/Redis.
   local policy=/usr/sbin/policy-rc.d created_policy=0
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && created_policy=1

@@ -112,10 +112,31 @@ class AirflowSettings(BaseModel):
     parallelism: int = 4
     dags_paused_at_creation: bool = False
     dags_folder: Path = Path("dags")
+    # "celery": the scheduler queues tasks in Redis and `celery_workers` supervised
+    # `airflow celery worker` processes run them; "local": the scheduler runs them itself.
+    executor: Literal["local", "celery"] = "local"
+    celery_workers: int = Field(default=1, ge=1)
+    # Tasks one worker runs at once: one per core of the 2-core reference machine.
+    celery_worker_concurrency: int = Field(default=2, ge=1)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+class RedisSettings(BaseModel):
+    """The Celery executor's broker (only started when airflow.executor is "celery")."""
+
+    host: str = "127.0.0.1"
+    port: int = 6379
+    password: SecretStr = SecretStr(PLACEHOLDER)
+    db: int = Field(default=0, ge=0)
+
+    @property
+    def url(self) -> str:
+        """redis:// URL with the password, as Celery's broker_url takes it."""
+        password = quote(self.password.get_secret_value(), safe="")
+        return f"redis://:{password}@{self.host}:{self.port}/{self.db}"
 
 
 class PrometheusSettings(BaseModel):
@@ -268,6 +289,7 @@ class Settings(BaseSettings):
     s3: S3Settings = S3Settings()
     mlflow: MlflowSettings = MlflowSettings()
     airflow: AirflowSettings = AirflowSettings()
+    redis: RedisSettings = RedisSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
     api: ApiSettings = ApiSettings()
     statsd: StatsdSettings = StatsdSettings()

@@ -3,6 +3,7 @@ API, MLflow's REST API, and a StatsD listener that records every packet the plat
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -10,6 +11,29 @@ import time
 import httpx
 
 from prodcat.config import Settings
+
+
+def settings_for(env: dict[str, str]) -> Settings:
+    """The settings a stack started with env (its PRODCAT_* variables) reads."""
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in env.items() if k.startswith("PRODCAT_")})
+    try:
+        return Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def mlflow_version(settings: Settings, alias: str) -> dict:
+    """The registered model's version behind alias, with its tags as a dict (MLflow REST)."""
+    response = httpx.get(
+        f"{settings.mlflow.tracking_uri}/api/2.0/mlflow/registered-models/alias",
+        params={"name": settings.mlflow.model_name, "alias": alias}, timeout=30,
+        auth=(settings.mlflow.admin_user, settings.mlflow.admin_password.get_secret_value()),
+    )  # fmt: skip
+    response.raise_for_status()
+    version = response.json()["model_version"]
+    return {**version, "tags": {t["key"]: t["value"] for t in version.get("tags", [])}}
 
 
 class Airflow:
@@ -55,6 +79,26 @@ class Airflow:
                        f"{dag_id} run {run_id}")  # fmt: skip
         assert run["state"] == "success", f"{dag_id} run {run_id} ended {run['state']}"
         return run
+
+    def run_unpaused(self, dag_id: str, conf: dict | None = None, timeout: float = 900) -> str:
+        """Unpause dag_id, trigger it and wait for every run it has to finish (AssertionError if
+        the triggered one fails), then pause it again; returns the triggered run's id."""
+
+        def active() -> list[dict]:
+            return [r for r in self.runs(dag_id) if r["state"] in ("queued", "running")]
+
+        self.patch(f"/dags/{dag_id}", {"is_paused": False})
+        try:
+            run_id = self.trigger(dag_id, conf)
+            self.wait_for_run(dag_id, run_id, timeout=timeout)
+            # Unpausing may also have started the latest scheduled run: it finishes while the
+            # DAG is unpaused, since the scheduler leaves a paused DAG's runs where they are.
+            wait_for(lambda: not active(), timeout, f"{dag_id} runs to finish")
+        finally:
+            self.patch(f"/dags/{dag_id}", {"is_paused": True})
+            for run in active():  # created just before the pause: it would never move
+                self.delete(f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}")
+        return run_id
 
     def dag_tasks(self) -> dict[str, list[str]]:
         """Every DAG's task ids."""

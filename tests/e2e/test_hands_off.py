@@ -38,7 +38,7 @@ from ..monitoring import (
     mapped_name,
     series_in,
 )
-from .platform import Airflow, StatsdRecorder, wait_for
+from .platform import Airflow, StatsdRecorder, mlflow_version, settings_for, wait_for
 
 # Whichever test comes first starts the stack and drives the whole loop (the module fixtures):
 # far more than the global 900 s.
@@ -56,16 +56,6 @@ ENV = {
     "PRODCAT_API__RELOAD_INTERVAL_SECONDS": "2",
     "PRODCAT_AIRFLOW__DAGS_PAUSED_AT_CREATION": "false",
 }
-
-
-def settings_for(env: dict[str, str]) -> Settings:
-    saved = dict(os.environ)
-    os.environ.update({k: v for k, v in env.items() if k.startswith("PRODCAT_")})
-    try:
-        return Settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")
@@ -116,17 +106,6 @@ def answered(settings: Settings) -> dict | None:
     body = {"title": "Figurine Pop Star Wars Vador"}
     answers = [api(settings, "POST", "/predict/", json=body) for _ in range(4)]
     return answers[-1].json() if all(a.status_code == 200 for a in answers) else None
-
-
-def mlflow_version(settings: Settings, alias: str) -> dict:
-    response = httpx.get(
-        f"{settings.mlflow.tracking_uri}/api/2.0/mlflow/registered-models/alias",
-        params={"name": settings.mlflow.model_name, "alias": alias}, timeout=30,
-        auth=(settings.mlflow.admin_user, settings.mlflow.admin_password.get_secret_value()),
-    )  # fmt: skip
-    response.raise_for_status()
-    version = response.json()["model_version"]
-    return {**version, "tags": {t["key"]: t["value"] for t in version.get("tags", [])}}
 
 
 def category_shift(source: pd.DataFrame) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from prodcat.stack import Stack
 from prodcat.stack.process import is_port_open
 from prodcat.storage import get_s3_client
 from tests.conftest import port_overrides
+from tests.e2e.platform import settings_for
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,17 +41,6 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "prodcat.cli", "stack", *args],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
-
-
-def settings_for(env: dict[str, str]) -> Settings:
-    overrides = {k: v for k, v in env.items() if k.startswith("PRODCAT_")}
-    old = dict(os.environ)
-    os.environ.update(overrides)
-    try:
-        return Settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
 
 
 @pytest.mark.timeout(2400)  # three starts of a whole stack

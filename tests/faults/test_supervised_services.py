@@ -31,22 +31,7 @@ def snapshot(settings) -> tuple[int, int]:
 
 def run_prepare_data(settings) -> None:
     """Unpause prepare_data, trigger it and wait for every run it has to finish; pause again."""
-    airflow = Airflow(settings)
-
-    def active() -> list[dict]:
-        return [r for r in airflow.runs("prepare_data") if r["state"] in ("queued", "running")]
-
-    airflow.patch("/dags/prepare_data", {"is_paused": False})
-    try:
-        run_id = airflow.trigger("prepare_data")
-        airflow.wait_for_run("prepare_data", run_id, timeout=900)
-        # Unpausing may also have started the latest scheduled run: it finishes while the DAG
-        # is unpaused, since the scheduler leaves a paused DAG's runs where they are.
-        wait_for(lambda: not active(), 900, "prepare_data runs to finish")
-    finally:
-        airflow.patch("/dags/prepare_data", {"is_paused": True})
-        for run in active():  # created just before the pause: it would never move
-            airflow.delete(f"/dags/prepare_data/dagRuns/{run['dag_run_id']}")
+    Airflow(settings).run_unpaused("prepare_data")
 
 
 @pytest.mark.timeout(1800)

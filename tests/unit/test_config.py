@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from prodcat.config import PLACEHOLDER, Settings, get_settings, iter_secrets
+from prodcat.config import PLACEHOLDER, AirflowSettings, Settings, get_settings, iter_secrets
 
 
 def make(**env) -> Settings:
@@ -91,3 +91,17 @@ def test_invalid_values_are_refused_with_the_field_named():
 
 def test_get_settings_is_cached():
     assert get_settings() is get_settings()
+
+
+def test_the_redis_password_is_a_secret_refused_as_a_placeholder_outside_dev():
+    assert "redis.password" in {name for name, _ in iter_secrets(make())}
+    with pytest.raises(ValidationError, match=r"redis\.password"):
+        make(environment="production")
+
+
+def test_the_executor_is_local_by_default_and_celery_needs_a_worker():
+    assert AirflowSettings().executor == "local"
+    with pytest.raises(ValidationError, match="executor"):
+        make(airflow={"executor": "kubernetes"})
+    with pytest.raises(ValidationError, match="celery_workers"):
+        make(airflow={"executor": "celery", "celery_workers": 0})

@@ -38,6 +38,17 @@ def test_status_of_a_stack_never_started_shows_every_service_stopped(tmp_path):
     assert all(line.split()[1] == "stopped" for line in lines[1:])
 
 
+def test_status_with_the_celery_executor_lists_redis_and_each_worker(tmp_path):
+    result = run_cli(
+        "stack", "status", PRODCAT_STATE_DIR=str(tmp_path),
+        PRODCAT_AIRFLOW__EXECUTOR="celery", PRODCAT_AIRFLOW__CELERY_WORKERS="2",
+    )  # fmt: skip
+    assert result.returncode == 3
+    names = [line.split()[0] for line in result.stdout.strip().splitlines()[1:]]
+    assert {"redis", "airflow-worker-1", "airflow-worker-2"} <= set(names)
+    assert "airflow-worker-3" not in names
+
+
 def test_unknown_service_is_refused(tmp_path):
     result = run_cli("stack", "up", "nosuch", PRODCAT_STATE_DIR=str(tmp_path))
     assert result.returncode == 2

@@ -1,9 +1,11 @@
-"""Airflow 3 for the native stack: api-server, scheduler, dag-processor and triggerer."""
+"""Airflow 3 for the native stack: api-server, scheduler, dag-processor and triggerer, and with
+the Celery executor its workers."""
 
 from __future__ import annotations
 
 import json
 import logging
+import socket
 import subprocess
 from pathlib import Path
 
@@ -48,7 +50,22 @@ def airflow_env(settings: Settings, paths: StackPaths, base: dict[str, str]) -> 
             "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
         }
     )
+    if cfg.executor == "celery":
+        env.update(celery_env(settings))
     return env
+
+
+def celery_env(settings: Settings) -> dict[str, str]:
+    """The Celery executor's settings: Redis as broker, the airflow database for results."""
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": settings.redis.url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{settings.postgres.url('airflow')}",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(settings.airflow.celery_worker_concurrency),
+        # Redis hands an unacknowledged task to another worker after this long: it must exceed
+        # the longest execution_timeout (ml_pipeline's 2 h). Set, it also silences a warning.
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "86400",
+    }
 
 
 def build_services(
@@ -87,6 +104,49 @@ def build_services(
         component("dag-processor", ["dag-processor"], "dag_processor"),
         component("triggerer", ["triggerer", "--skip-serve-logs"], "triggerer"),
     ]
+
+
+def build_workers(settings: Settings, paths: StackPaths, base_env: dict[str, str]) -> list[Service]:
+    """`celery_workers` Celery workers, each with its own node name, reading the shared logs
+    folder (so none serves logs over HTTP)."""
+    airflow, env = venv_bin("airflow"), airflow_env(settings, paths, base_env)
+    workers = []
+    for index in range(1, settings.airflow.celery_workers + 1):
+        hostname = worker_hostname(index)
+        workers.append(
+            Service(
+                name=f"airflow-worker-{index}",
+                url=f"celery@{hostname} ({settings.redis.host}:{settings.redis.port})",
+                command=[airflow, "celery", "worker", "-H", hostname, "--skip-serve-logs"],
+                health=lambda node=f"celery@{hostname}": worker_answers(settings, node),
+                requires=[(airflow, INSTALL_HINT)],
+                env=env,
+                start_timeout=180,
+            )
+        )
+    return workers
+
+
+def worker_hostname(index: int) -> str:
+    """Worker `index`'s Celery hostname (its node name is celery@ this)."""
+    return f"{socket.gethostname()}-worker-{index}"
+
+
+def worker_answers(settings: Settings, node: str) -> bool:
+    """True when the Celery worker `node` answers a ping through the broker, as the official
+    chart's `celery inspect ping -d celery@$HOSTNAME` probe asks, without starting Airflow."""
+    from celery import Celery
+    from kombu.exceptions import KombuError
+
+    app = Celery(set_as_current=False, broker=settings.redis.url)
+    app.conf.broker_connection_timeout = HTTP_TIMEOUT
+    try:
+        replies = app.control.ping(destination=[node], timeout=HTTP_TIMEOUT)
+    except (OSError, KombuError):
+        return False
+    finally:
+        app.close()
+    return any(node in reply for reply in replies)
 
 
 def component_healthy(settings: Settings, key: str) -> bool:

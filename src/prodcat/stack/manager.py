@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 
 from prodcat.config import Settings, get_settings
-from prodcat.stack import airflow, api, mlflow, postgres, prometheus, s3, supervisor
+from prodcat.stack import airflow, api, mlflow, postgres, prometheus, redis, s3, supervisor
 from prodcat.stack.process import is_port_open, tail_file, wait_until
 from prodcat.stack.service import Service, StackPaths, resolve_paths, service_env
 
@@ -24,13 +24,16 @@ class StackError(RuntimeError):
 
 
 def build_services(settings: Settings, paths: StackPaths) -> list[Service]:
-    """All services, in start order."""
+    """All services, in start order; Redis and Celery workers only with the Celery executor."""
     env = service_env(settings, paths)
+    celery = settings.airflow.executor == "celery"
     return [
         postgres.build_service(settings, paths),
         s3.build_service(settings, paths, env),
         mlflow.build_service(settings, paths, env),
+        *([redis.build_service(settings, paths)] if celery else []),
         *airflow.build_services(settings, paths, env),
+        *(airflow.build_workers(settings, paths, env) if celery else []),
         prometheus.build_service(settings, paths, env),
         api.build_service(settings, paths, env),
     ]
@@ -190,6 +193,13 @@ def format_status(statuses: list[ServiceStatus]) -> str:
 def format_welcome(settings: Settings) -> str:
     """What `up` prints at the end: where everything is and who logs in (never a password)."""
     s = settings
+    celery_lines = []
+    if s.airflow.executor == "celery":
+        celery_lines = [
+            f"  Celery       {s.airflow.celery_workers} worker(s) x "
+            f"{s.airflow.celery_worker_concurrency} task(s), broker redis://{s.redis.host}:"
+            f"{s.redis.port}"
+        ]
     return "\n".join(
         [
             "prodcat is up:",
@@ -201,5 +211,6 @@ def format_welcome(settings: Settings) -> str:
             f"  Prometheus   {s.prometheus.url}",
             f"  S3           {s.s3.endpoint_url}  (key: {s.s3.access_key})",
             f"  PostgreSQL   {s.postgres.host}:{s.postgres.port}  (db {s.postgres.app_db})",
+            *celery_lines,
         ]
     )

@@ -108,18 +108,13 @@ def iter_held_out_rows(
     spec: DatasetSpec, raw_dir: Path, held_out: np.ndarray, chunk_rows: int = CHUNK_ROWS
 ) -> Iterator[pd.DataFrame]:
     """The second pass: the held-out rows (ascending source_row), chunk by chunk; the source
-    is read up to the last of them."""
-    if len(held_out) == 0:
-        return
-    for chunk in iter_source(spec, raw_dir, chunk_rows=chunk_rows):
-        rows = chunk["source_row"].to_numpy(np.int64)
-        picked = np.isin(rows, held_out)
-        if picked.any():
-            yield chunk[picked]
-        log.info("%s: evaluation set carve, pass 2: %d source rows read", spec.name,
-                 rows[-1] + 1)  # fmt: skip
-        if rows[-1] >= held_out[-1]:
-            return
+    is read up to the last of them, and only they are normalised."""
+    collected = 0
+    for rows in iter_source(spec, raw_dir, chunk_rows=chunk_rows, only_rows=held_out):
+        collected += len(rows)
+        log.info("%s: evaluation set carve, pass 2: %d of %d held-out rows collected",
+                 spec.name, collected, len(held_out))  # fmt: skip
+        yield rows
 
 
 def store_evaluation_set(

@@ -241,6 +241,40 @@ def test_bad_rows_land_in_rejects_with_their_reason(settings, tmp_path):
     assert result.rows_with_image == 1 and result.rows_without_image == 1
 
 
+AWKWARD = [  # what COPY's text format must escape: tab, newline, backslash, "\\N"
+    ("a1", "Tab\there", "one\ntwo\r\nthree", "10"),
+    ("a2", "Back\\slash", "\\N", "10"),
+    ("a3", 'Quote "x" and, comma', "C:\\temp\\new", "10"),
+    ("a4", "Plain", "", "40"),
+    ("a5", "\\N", "tab\tin text", "40"),
+    ("a6", "Plain again", "end\\", "40"),
+    ("a7", "Tab\tunknown", "back\\slash", "99"),
+]
+
+
+def test_text_that_copy_must_escape_is_stored_as_read(settings, tmp_path):
+    frame = pd.DataFrame(AWKWARD, columns=["sku", "name", "text", "cat"])
+    frame.to_csv(tmp_path / "awkward.csv", index=False)
+    (tmp_path / "labels.csv").write_text("code,label_name\n10,Books\n40,Games\n")
+    (tmp_path / "awkward.yaml").write_text(
+        "name: awkward\nfeatures_file: awkward.csv\n"
+        "columns: {id: sku, title: name, description: text, label: cat}\n"
+        "label_names: {file: labels.csv, code_column: code, name_column: label_name}\n"
+    )
+    s = with_data(settings, raw_dir=tmp_path, dataset=str(tmp_path / "awkward.yaml"),
+                  eval_size=2)  # fmt: skip
+    reset_data(confirm=True, settings=s)
+    ingest_next_batch("awkward", settings=s)
+    columns = "product_id, title, description, label_code"
+    stored = rows(
+        s, f"select {columns} from products union all select {columns} from evaluation_set"
+    )
+    assert sorted(stored) == [tuple(r) for r in frame[frame["cat"] != "99"].to_numpy()]
+    assert scalar(s, "select count(*) from evaluation_set") == 2
+    raw = rows(s, "select raw->>'name', raw->>'text', reason from rejected_rows")
+    assert raw == [("Tab\tunknown", "back\\slash", "unknown_label")]
+
+
 def test_the_evaluation_set_is_stratified_reproducible_and_never_trained_on(designations):
     first = rows(designations, "select source_row from evaluation_set order by 1")
     reset_data(confirm=True, settings=designations)

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from prodcat.config import Settings
+from prodcat.data import dataset as dataset_module
 from prodcat.data.dataset import (
     DatasetSpec,
     SourcePosition,
@@ -125,6 +126,26 @@ def test_reading_from_a_rows_byte_position_gives_the_same_rows_as_from_the_top()
             columns = ["source_row", "product_id", "title", "label", "end_byte"]
             assert resumed[columns].reset_index(drop=True).equals(
                 whole.iloc[row:][columns].reset_index(drop=True)), (name, row)  # fmt: skip
+
+
+def test_a_read_of_some_rows_normalises_only_those(monkeypatch):
+    normalised: list[int] = []
+    real = dataset_module.normalise
+
+    def counting(raw, spec, raw_dir):
+        normalised.append(len(raw))
+        return real(raw, spec, raw_dir)
+
+    for name in ("rakuten-designations", "rakuten-sample"):
+        whole, wanted = read_all(spec_named(name)), [2, 51, 52, 260]
+        monkeypatch.setattr(dataset_module, "normalise", counting)
+        some = pd.concat(list(iter_source(spec_named(name), SHARED, chunk_rows=50,
+                                          only_rows=wanted)))  # fmt: skip
+        monkeypatch.undo()
+        columns = ["source_row", "product_id", "title", "label", "end_byte", "label_end_byte"]
+        assert some[columns].equals(whole.loc[wanted, columns]), name
+        assert sum(normalised) == 4, name
+        normalised.clear()
 
 
 def test_byte_positions_are_exact_across_awkward_records(tmp_path: Path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -186,10 +186,15 @@ def iter_source(
     start_row: int = 0,
     position: SourcePosition | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    only_rows: Sequence[int] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """The source from start_row on, in chunks of normalised rows, in the source's order. With
     a known position (that of start_row), the files are read from there, not from the top:
-    each row's `end_byte` (and `label_end_byte`) is where the next read may start."""
+    each row's `end_byte` (and `label_end_byte`) is where the next read may start. With
+    only_rows (ascending), only those rows are normalised and yielded, and the files are read
+    up to the last of them."""
+    if only_rows is not None and len(only_rows) == 0:
+        return
     seek = position is not None and position.is_known_for(spec, start_row)
     features = _read_chunks(raw_dir / spec.features_file, spec,
                             position.features_byte if seek else None, chunk_rows)  # fmt: skip
@@ -204,7 +209,13 @@ def iter_source(
         offset += len(chunk)
         if offset <= start_row:
             continue
-        yield normalise(chunk.iloc[max(0, start_row - chunk.index[0]) :], spec, raw_dir)
+        chunk = chunk.iloc[max(0, start_row - chunk.index[0]) :]
+        if only_rows is not None:
+            chunk = chunk[chunk.index.isin(only_rows)]
+        if len(chunk):
+            yield normalise(chunk, spec, raw_dir)
+        if only_rows is not None and offset > only_rows[-1]:
+            return
     if labels is not None and next(labels, None) is not None:
         raise ValueError(f"dataset {spec.name}: {spec.labels_file} has more rows than the "
                          f"{offset} of {spec.features_file}")  # fmt: skip

@@ -29,6 +29,7 @@ from prodcat.data.dataset import (
 from prodcat.data.evaluation_set import has_evaluation_set, store_evaluation_set
 from prodcat.data.validate import Limits, describe_rejection, find_rejections, safe_text
 from prodcat.db import get_engine
+from prodcat.db.copy import copy_rows
 from prodcat.metrics import incr_metric, record_timing
 from prodcat.storage import get_s3_client
 
@@ -59,6 +60,9 @@ class BatchResult:
 # reset_data holds this advisory lock alone from its truncate until its images bucket is
 # empty; each batch holds it shared, so no batch uploads images that a reset then deletes.
 RESET_LOCK = 0x70726F64
+PRODUCT_COLUMNS = ("dataset", "product_id", "title", "description", "label_code", "image_key",
+                   "source_row", "batch_id")  # fmt: skip
+REJECT_COLUMNS = ("dataset", "batch_id", "source_row", "reason", "detail", "raw")
 
 
 def ingest_pending(
@@ -270,7 +274,7 @@ def _insert_products(
             "insert into labels (code) values %s on conflict do nothing",
             [(c,) for c in accepted["label"].unique() if c],
         )
-    values = [
+    rows = (
         (dataset, pid, title, desc, label or None, key, int(src), batch_id)
         for pid, title, desc, label, src, key in zip(
             accepted["product_id"],
@@ -281,15 +285,8 @@ def _insert_products(
             image_keys,
             strict=True,
         )
-    ]
-    execute_values(
-        cur,
-        """insert into products
-           (dataset, product_id, title, description, label_code, image_key, source_row, batch_id)
-           values %s""",
-        values,
-        page_size=1000,
     )
+    copy_rows(cur, "products", PRODUCT_COLUMNS, rows)
 
 
 def _insert_rejects(
@@ -302,11 +299,7 @@ def _insert_rejects(
         raw = {str(k): safe_text(v) for k, v in row["raw"].items()}
         detail = safe_text(describe_rejection(row, reason, limits))
         values.append((dataset, batch_id, int(row["source_row"]), reason, detail, json.dumps(raw)))
-    execute_values(
-        cur,
-        "insert into rejected_rows (dataset, batch_id, source_row, reason, detail, raw) values %s",
-        values,
-    )
+    copy_rows(cur, "rejected_rows", REJECT_COLUMNS, values)
 
 
 def _record_failure(settings: Settings, dataset: str, run_key: str, logical_date, error) -> None:

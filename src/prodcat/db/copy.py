@@ -1,10 +1,14 @@
-"""COPY's text format, for the bulk writes (prediction log, batch predictions, review queue)."""
+"""COPY's text format, for the bulk writes (products, evaluation set, prediction log, batch
+predictions, review queue)."""
 
 from __future__ import annotations
 
+import io
 import re
+from collections.abc import Iterable, Sequence
 
 SURROGATE = re.compile("[\ud800-\udfff]")
+NULL = "\\N"
 
 
 def copy_field(text: str) -> str:
@@ -18,3 +22,14 @@ def copy_field(text: str) -> str:
         if char in text:
             text = text.replace(char, escaped)
     return text
+
+
+def copy_rows(cur, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """COPY rows into table's columns with the cursor cur (the caller's transaction): None is
+    NULL, any other value its str()."""
+    buffer = io.StringIO()
+    for row in rows:
+        buffer.write("\t".join(NULL if v is None else copy_field(str(v)) for v in row))
+        buffer.write("\n")
+    buffer.seek(0)
+    cur.copy_expert(f"copy {table} ({', '.join(columns)}) from stdin", buffer)

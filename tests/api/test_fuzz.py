@@ -28,6 +28,9 @@ schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.N
 # 503 is an answer the spec documents (no model, too busy, /drift without its database, as
 # here); any other 5xx fails.
 schema.config.checks.not_a_server_error.expected_statuses = ["1xx", "2xx", "3xx", "4xx", "503"]
+# A body past PRODCAT_API__MAX_BODY_BYTES is refused as it should be, with a 413.
+rejections = schema.config.checks.negative_data_rejection
+rejections.expected_statuses = [*rejections.expected_statuses, "413"]
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 
 

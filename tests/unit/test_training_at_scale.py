@@ -110,6 +110,16 @@ def test_the_streamed_refit_learns_from_every_row_not_only_the_search_sample():
     assert np.allclose(proba.sum(axis=1), 1)
 
 
+def test_a_label_too_rare_for_the_calibration_slice_stays_in_the_streamed_model():
+    X, y = catalogue({"10": 2000, "40": 2000, "50": 1996, "60": 4})
+    _, held = split_calibration_rows(y)
+    assert "60" not in set(y.iloc[held])  # the slice's stratified share of 60 rounds to 0
+    search = SearchResult("linear_svc", {"C": 0.5, "class_weight": "balanced"}, 0.9)
+    model = refit_winner(X, y, search, "fast", sample_rows(y, 1000))
+    assert isinstance(model.steps[-1][1], CalibratedLinearEnsemble)
+    assert list(model.classes_) == ["10", "40", "50", "60"]
+
+
 def test_a_search_on_the_sample_then_a_refit_on_all_rows(monkeypatch):
     X, y = catalogue({"10": 1500, "40": 1500, "50": 1490, "60": 10})
     settings = Settings(_env_file=None, training={"profile": "fast", "search_rows": 1000})

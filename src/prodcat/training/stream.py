@@ -106,7 +106,7 @@ def fit_streaming(
     classifier = streaming_classifier(result, len(learn))
     weights = label_weights(y.iloc[learn], result.best_params.get("class_weight"))
     learn_in_chunks(classifier, featurize, X, y, learn, weights)
-    model, temperature = calibrate(classifier, featurize, X.iloc[held], y.iloc[held])
+    model, temperature = calibrate(classifier, featurize, X, y, held)
     pipeline.steps[-1] = ("clf", model)
     return apply_temperature(pipeline, temperature)
 
@@ -174,15 +174,26 @@ def label_weights(y: pd.Series, class_weight: str | dict | None) -> dict[str, fl
 
 
 def calibrate(
-    classifier: BaseEstimator, featurize: Pipeline, X: pd.DataFrame, y: pd.Series
+    classifier: BaseEstimator, featurize: Pipeline, X: pd.DataFrame, y: pd.Series, held: np.ndarray
 ) -> tuple[BaseEstimator, float]:
     """The classifier with per-class sigmoids fitted on half the held-out rows, compacted for
     inference; and the temperature fitted on the other half."""
-    first, second = split_positions(y, len(y) // 2)
+    first, second = (held[part] for part in split_positions(y.iloc[held], len(held) // 2))
+    first = with_every_label(first, y)
     calibrated = CalibratedClassifierCV(FrozenEstimator(classifier), method="sigmoid")
     calibrated.fit(featurize.transform(X.iloc[first]), y.iloc[first])
     model = compact_calibrated(calibrated) or calibrated
     proba = model.predict_proba(featurize.transform(X.iloc[second]))
     temperature = fit_temperature(proba, model.classes_, y.iloc[second])
-    log.info("calibrated on %d held-out rows; confidence temperature %.3f", len(y), temperature)
+    log.info("calibrated on %d held-out rows; confidence temperature %.3f", len(held), temperature)
     return model, temperature
+
+
+def with_every_label(positions: np.ndarray, y: pd.Series, rows: int = 5) -> np.ndarray:
+    """positions, plus up to `rows` rows of each label they lack. A label without a sigmoid
+    would drop out of the calibrated model; a rare one's few rows, learnt from, make its
+    sigmoid somewhat overconfident, which is the lesser harm."""
+    labels = y.to_numpy()
+    missing = np.setdiff1d(np.unique(labels), labels[positions])
+    extra = [np.flatnonzero(labels == label)[:rows] for label in missing]
+    return np.union1d(positions, np.concatenate(extra)) if extra else positions

@@ -227,6 +227,10 @@ class TrainingSettings(BaseModel):
     max_ece: float = Field(default=0.05, ge=0, le=1)
     # ml_pipeline skips (with the reason logged) until this many labelled rows are in.
     min_rows: int = Field(default=4000, ge=2)
+    # The search runs on a seeded stratified sample of at most this many rows; the winner is
+    # then refit on every row, in chunks past this size (training/stream.py), so memory stays
+    # flat whatever the catalogue's size.
+    search_rows: int = Field(default=50_000, ge=1000)
 
 
 class DriftSettings(BaseModel):

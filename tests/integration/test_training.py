@@ -18,11 +18,14 @@ from prodcat.data.dataset import BUNDLED
 from prodcat.data.ingest import ingest_next_batch
 from prodcat.data.reset import reset_data
 from prodcat.integrity import ARTIFACT_SHA256_TAG, digest_model_dir, download_version
+from prodcat.training.compact import CalibratedLinearEnsemble
+from prodcat.training.features import count_features
 from prodcat.training.registry import (
     CHAMPION,
     PREVIOUS,
     get_alias_version,
     get_client,
+    load_version,
     promote_version,
     rollback_champion,
     use_mlflow,
@@ -128,6 +131,33 @@ def test_the_registered_version_carries_the_digest_of_its_stored_files(trained, 
     tags = get_client().get_model_version(settings.mlflow.model_name, version).tags
     stored = digest_model_dir(download_version(version, tmp_path, settings))
     assert tags[ARTIFACT_SHA256_TAG] == stored
+
+
+def test_the_run_logs_the_models_size_and_feature_count(trained, tmp_path):
+    settings, first = get_settings(), trained["first"]
+    run = get_client().get_run(first["run_id"])
+    folder = download_version(first["version"], tmp_path, settings)
+    metrics = run.data.metrics
+    assert metrics["model_size_bytes"] == (folder / "model.pkl").stat().st_size
+    assert metrics["model_features"] == count_features(mlflow.sklearn.load_model(str(folder)))
+    assert metrics["model_features"] > 1000
+    rows = int(run.data.tags["snapshot.row_count"])
+    assert metrics["training_rows"] == rows
+    assert metrics["search_rows"] == min(rows, settings.training.search_rows)
+
+
+def test_past_search_rows_the_search_samples_and_the_refit_streams_every_row(trained):
+    with training_settings(search_rows="1000", profile="winner"):
+        settings = get_settings()
+        done = train_challenger(settings=settings)
+        metrics = evaluate_challenger(done["run_id"], done["version"], settings)
+    run = get_client().get_run(done["run_id"])
+    rows = int(run.data.tags["snapshot.row_count"])
+    assert run.data.metrics["search_rows"] == 1000 < rows == run.data.metrics["training_rows"]
+    assert run.data.params["refit"] == "streamed"
+    model = load_version(done["version"], settings)
+    assert isinstance(model.steps[-1][1], CalibratedLinearEnsemble)
+    assert metrics["f1_weighted"] > settings.training.f1_floor
 
 
 def test_the_champion_loads_by_alias_and_predicts_with_probabilities(trained):

@@ -9,12 +9,18 @@ correction up to its `snapshot.max_feedback_id`.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
 import pandas as pd
 from sqlalchemy import text
 
 from prodcat.config import Settings
 from prodcat.db import get_engine
 
+log = logging.getLogger(__name__)
+# Rows per fetch of a server-side cursor: the driver never holds the whole result at once.
+READ_CHUNK_ROWS = 100_000
 PRODUCT_COLUMNS = "product_id, title, description, label_code, batch_id"
 # Ingestion never loads an evaluation row as a product; every training read says so again, so
 # that no change elsewhere can ever let a model train on the rows it is evaluated on.
@@ -30,6 +36,15 @@ def read_frame(settings: Settings, sql: str, params: dict) -> pd.DataFrame:
         return pd.read_sql_query(text(sql), conn, params=params)
 
 
+def iter_frames(
+    settings: Settings, sql: str, params: dict, chunk_rows: int = READ_CHUNK_ROWS
+) -> Iterator[pd.DataFrame]:
+    """A query's rows in DataFrames of at most chunk_rows, through a server-side cursor."""
+    with get_engine(settings).connect() as conn:
+        conn = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)
+        yield from pd.read_sql_query(text(sql), conn, params=params, chunksize=chunk_rows)
+
+
 # The latest correction of each listing.
 LATEST_CORRECTION = (
     "select distinct on (product_id) product_id, label_code, id from feedback "
@@ -37,24 +52,33 @@ LATEST_CORRECTION = (
 )
 
 
+# Labelled products (corrected labels win), and corrections of API answers when :b is 0.
+PRODUCTS_SQL = (
+    "select products.product_id, title, description, "
+    "coalesce(c.label_code, products.label_code) as label_code, batch_id, "
+    "c.id is not null as corrected, coalesce(c.id, 0) as feedback_id, source_row "
+    f"from products left join ({LATEST_CORRECTION}) c using (product_id) "
+    "where dataset = :d and batch_id > :b "
+    f"and coalesce(c.label_code, products.label_code) is not null and {NOT_HELD_OUT} "
+    "union all select * from (select distinct on (review_id) 'feedback-' || review_id, "
+    "title, coalesce(description, ''), label_code, 0, true, id, id from feedback "
+    "where dataset = :d and product_id is null and :b = 0 order by review_id, id desc) a "
+    "order by batch_id, source_row"
+)
+
+
 def load_products(settings: Settings, dataset: str, after_batch: int = 0) -> pd.DataFrame:
     """Labelled products of a dataset ingested after a batch id (all of them for 0), each with
     its corrected label where someone sent one (`corrected` says which); for 0, corrections of
-    API answers too (batch id 0, ids `feedback-<id>`)."""
-    return read_frame(
-        settings,
-        "select products.product_id, title, description, "
-        "coalesce(c.label_code, products.label_code) as label_code, batch_id, "
-        "c.id is not null as corrected, coalesce(c.id, 0) as feedback_id, source_row "
-        f"from products left join ({LATEST_CORRECTION}) c using (product_id) "
-        "where dataset = :d and batch_id > :b "
-        f"and coalesce(c.label_code, products.label_code) is not null and {NOT_HELD_OUT} "
-        "union all select * from (select distinct on (review_id) 'feedback-' || review_id, "
-        "title, coalesce(description, ''), label_code, 0, true, id, id from feedback "
-        "where dataset = :d and product_id is null and :b = 0 order by review_id, id desc) a "
-        "order by batch_id, source_row",
-        {"d": dataset, "b": after_batch},
-    )
+    API answers too (batch id 0, ids `feedback-<id>`). Read in chunks, its progress logged:
+    the driver's rows and the frame never exist side by side whole."""
+    chunks, rows = [], 0
+    for chunk in iter_frames(settings, PRODUCTS_SQL, {"d": dataset, "b": after_batch}):
+        chunks.append(chunk)
+        rows += len(chunk)
+        if len(chunk) == READ_CHUNK_ROWS:
+            log.info("loaded %d rows of %s so far", rows, dataset)
+    return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
 
 
 def load_batch_range(

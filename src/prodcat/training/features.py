@@ -16,7 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer, _align_api_if_sparse
-from sklearn.pipeline import FeatureUnion
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils.sparsefuncs_fast import (
     inplace_csr_row_normalize_l1,
     inplace_csr_row_normalize_l2,
@@ -352,6 +352,13 @@ def build_tfidf(
         views.append(("cased", _char_view(cased_analyzer, cased_ngrams, char_min_df,
                                           max_char_features, lowercase=False)))  # fmt: skip
     return TextViews(views)
+
+
+def count_features(model: Pipeline | FeatureUnion) -> int:
+    """Columns of a fitted model's TF-IDF step (or of the union itself): its views' n-grams."""
+    if isinstance(model, Pipeline):
+        model = model.named_steps["tfidf"]
+    return sum(len(view.vocabulary_) for _, view in model.transformer_list if view != "drop")
 
 
 def _char_view(

@@ -125,6 +125,7 @@ class SearchResult:
     best_score: float
     candidates: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    rows: int = 0  # rows searched on (a sample of the training set past search_rows)
 
 
 def search_candidates(X: pd.DataFrame, y: pd.Series, profile: str) -> SearchResult:
@@ -149,7 +150,7 @@ def search_candidates(X: pd.DataFrame, y: pd.Series, profile: str) -> SearchResu
     final = [r for r in results if r["round"] == search.n_iterations_ - 1]
     best = max(final, key=lambda r: r["cv_f1"])
     return SearchResult(best["candidate"], best["params"], best["cv_f1"], results,
-                        time.perf_counter() - started)  # fmt: skip
+                        time.perf_counter() - started, len(X))  # fmt: skip
 
 
 def candidate_grid(candidate: dict[str, Any], named: list) -> dict[str, list]:

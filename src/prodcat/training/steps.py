@@ -7,14 +7,18 @@ Airflow task and also be called from the CLI.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
+import pickle
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+import cloudpickle
 import pandas as pd
 from sklearn.metrics import f1_score
+from sklearn.pipeline import Pipeline
 
 from prodcat.config import Settings, get_settings
 from prodcat.data.dataset import load_dataset_spec
@@ -28,6 +32,7 @@ from prodcat.data.training_set import (
 from prodcat.integrity import tag_artifact_digest
 from prodcat.metrics import incr_metric, record_timing, set_gauge
 from prodcat.training.evaluate import evaluate_model, plot_confusion, plot_reliability
+from prodcat.training.features import count_features
 from prodcat.training.gate import gate_challenger
 from prodcat.training.registry import (
     SNAPSHOT_BATCH_TAG,
@@ -43,7 +48,8 @@ from prodcat.training.registry import (
     set_challenger,
     use_mlflow,
 )
-from prodcat.training.search import fit_best, search_candidates
+from prodcat.training.search import SearchResult, search_candidates
+from prodcat.training.stream import refit_mode, refit_winner, sample_rows
 
 log = logging.getLogger(__name__)
 # The MLflow run tag holding the Airflow run id that trained it: a retry finds its version.
@@ -172,10 +178,7 @@ def train_challenger(
     started = time.perf_counter()
     run_name = f"train-{logical_date:%Y%m%dT%H%M}" if logical_date else None
     with mlflow.start_run(run_name=run_name, tags=tags) as run:
-        log.info("training on %d rows of %s, profile %s", len(X), dataset,
-                 settings.training.profile)  # fmt: skip
-        search = search_candidates(X, y, settings.training.profile)
-        model = fit_best(X, y, search, settings.training.profile)
+        search, model = search_and_refit(X, y, settings)
         model.category_names_ = load_category_names(settings)  # travels with the model to the API
         seconds = time.perf_counter() - started
         mlflow.log_metric("training_corrections", int(data["corrected"].sum()))
@@ -184,6 +187,23 @@ def train_challenger(
     record_timing("train.duration", seconds)
     log.info("registered version %s (run %s) after %.0fs", version, run.info.run_id, seconds)
     return {"run_id": run.info.run_id, "version": version}
+
+
+def search_and_refit(
+    X: pd.DataFrame, y: pd.Series, settings: Settings
+) -> tuple[SearchResult, Pipeline]:
+    """Search on a stratified sample of at most search_rows rows, then refit the winner on
+    every row; returns the search's result and the model."""
+    profile = settings.training.profile
+    sample = sample_rows(y, settings.training.search_rows)
+    log.info("searching with profile %s on %d of %d rows", profile, len(sample), len(X))
+    search = search_candidates(X.iloc[sample], y.iloc[sample], profile)
+    log.info("search done in %.0f s: %s wins (CV weighted F1 %.4f); refitting on all %d rows",
+             search.seconds, search.best_name, search.best_score, len(X))  # fmt: skip
+    started = time.perf_counter()
+    model = refit_winner(X, y, search, profile, sample)
+    log.info("refit done in %.0f s", time.perf_counter() - started)
+    return search, model
 
 
 def load_training_rows(settings: Settings, dataset: str) -> pd.DataFrame:
@@ -205,8 +225,12 @@ def log_and_register(model, search, seconds: float, X: pd.DataFrame, settings: S
     import mlflow.sklearn
 
     mlflow.log_params({"profile": settings.training.profile, "best_candidate": search.best_name,
+                       "refit": refit_mode(search, search.rows, len(X)),
                        **{k: str(v) for k, v in search.best_params.items()}})  # fmt: skip
-    mlflow.log_metrics({"cv_f1_weighted": search.best_score, "training_seconds": seconds})
+    mlflow.log_metrics({"cv_f1_weighted": search.best_score, "training_seconds": seconds,
+                        "training_rows": len(X), "search_rows": search.rows,
+                        "model_size_bytes": measure_model_size(model),
+                        "model_features": count_features(model)})  # fmt: skip
     mlflow.log_dict({"candidates": search.candidates}, "search/cv_results.json")
     info = mlflow.sklearn.log_model(
         model, name="model", registered_model_name=settings.mlflow.model_name,
@@ -215,6 +239,28 @@ def log_and_register(model, search, seconds: float, X: pd.DataFrame, settings: S
         serialization_format="cloudpickle",
     )  # fmt: skip
     return str(info.registered_model_version)
+
+
+def measure_model_size(model: Pipeline) -> int:
+    """Bytes of the model as it is logged (mlflow.sklearn's model.pkl), counted, not held."""
+    counter = ByteCounter()
+    cloudpickle.dump(model, counter, protocol=pickle.DEFAULT_PROTOCOL)  # as mlflow dumps it
+    return counter.size
+
+
+class ByteCounter(io.RawIOBase):
+    """A writable file that only counts what is written to it."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        size = memoryview(data).nbytes
+        self.size += size
+        return size
 
 
 def tag_snapshot(version: str, run_tags: dict[str, str], settings: Settings) -> None:

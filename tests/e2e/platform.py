@@ -4,11 +4,15 @@ API, MLflow's REST API, and a StatsD listener that records every packet the plat
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import httpx
+import pandas as pd
 
 from prodcat.config import Settings
 
@@ -24,16 +28,35 @@ def settings_for(env: dict[str, str]) -> Settings:
         os.environ.update(saved)
 
 
-def mlflow_version(settings: Settings, alias: str) -> dict:
-    """The registered model's version behind alias, with its tags as a dict (MLflow REST)."""
+def mlflow_version(
+    settings: Settings, alias: str | None = None, version: str | None = None
+) -> dict:
+    """The registered model's version behind alias (or that version), with its tags as a dict
+    (MLflow REST)."""
+    path, which = (("registered-models/alias", {"alias": alias}) if alias
+                   else ("model-versions/get", {"version": version}))  # fmt: skip
     response = httpx.get(
-        f"{settings.mlflow.tracking_uri}/api/2.0/mlflow/registered-models/alias",
-        params={"name": settings.mlflow.model_name, "alias": alias}, timeout=30,
+        f"{settings.mlflow.tracking_uri}/api/2.0/mlflow/{path}",
+        params={"name": settings.mlflow.model_name, **which}, timeout=30,
         auth=(settings.mlflow.admin_user, settings.mlflow.admin_password.get_secret_value()),
     )  # fmt: skip
     response.raise_for_status()
-    version = response.json()["model_version"]
-    return {**version, "tags": {t["key"]: t["value"] for t in version.get("tags", [])}}
+    found = response.json()["model_version"]
+    return {**found, "tags": {t["key"]: t["value"] for t in found.get("tags", [])}}
+
+
+def make_state_with_slice(prefix: str, rows: int, raw_dir: Path) -> tuple[Path, Path, pd.DataFrame]:
+    """A fresh state directory holding raw/ with the first rows of the development file (and
+    its categories): (state, raw, the slice)."""
+    # Not pytest's tmp_path: PostgreSQL runs as 'postgres' under root and must traverse it.
+    state = Path(tempfile.mkdtemp(prefix=prefix))
+    state.chmod(0o755)
+    raw = state / "raw"
+    raw.mkdir()
+    shutil.copy(raw_dir / "categories.csv", raw)
+    source = pd.read_csv(raw_dir / "designations.csv", dtype=str, keep_default_na=False)
+    source.iloc[:rows].to_csv(raw / "designations.csv", index=False)
+    return state, raw, source
 
 
 class Airflow:

@@ -20,7 +20,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import httpx
@@ -38,7 +37,14 @@ from ..monitoring import (
     mapped_name,
     series_in,
 )
-from .platform import Airflow, StatsdRecorder, mlflow_version, settings_for, wait_for
+from .platform import (
+    Airflow,
+    StatsdRecorder,
+    make_state_with_slice,
+    mlflow_version,
+    settings_for,
+    wait_for,
+)
 
 # Whichever test comes first starts the stack and drives the whole loop (the module fixtures):
 # far more than the global 900 s.
@@ -60,14 +66,8 @@ ENV = {
 
 @pytest.fixture(scope="module")
 def platform():
-    # Not pytest's tmp_path: PostgreSQL runs as 'postgres' under root and must traverse it.
-    state = Path(tempfile.mkdtemp(prefix="prodcat-hands-off-"))
-    state.chmod(0o755)
-    raw, shared = state / "raw", Settings().data.raw_dir
-    raw.mkdir()
-    shutil.copy(shared / "categories.csv", raw)
-    source = pd.read_csv(shared / "designations.csv", dtype=str, keep_default_na=False)
-    source.iloc[:SOURCE_ROWS].to_csv(raw / "designations.csv", index=False)
+    state, raw, source = make_state_with_slice("prodcat-hands-off-", SOURCE_ROWS,
+                                               Settings().data.raw_dir)  # fmt: skip
     env = {**os.environ, **port_overrides(300), **ENV, "PRODCAT_STATE_DIR": str(state),
            "PRODCAT_DATA__RAW_DIR": str(raw)}  # fmt: skip
     settings = settings_for(env)

@@ -13,11 +13,8 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-import httpx
-import pandas as pd
 import pytest
 import redis
 
@@ -25,7 +22,7 @@ from prodcat.config import Settings
 from prodcat.stack.airflow import worker_hostname
 from tests.conftest import port_overrides
 
-from ..e2e.platform import Airflow, mlflow_version, settings_for
+from ..e2e.platform import Airflow, make_state_with_slice, mlflow_version, settings_for
 
 # Starts a whole stack and trains a model: far more than the global 900 s.
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(2400)]
@@ -57,14 +54,7 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def celery_stack():
-    # Not pytest's tmp_path: PostgreSQL runs as 'postgres' under root and must traverse it.
-    state = Path(tempfile.mkdtemp(prefix="prodcat-celery-"))
-    state.chmod(0o755)
-    raw, shared = state / "raw", Settings().data.raw_dir
-    raw.mkdir()
-    shutil.copy(shared / "categories.csv", raw)
-    source = pd.read_csv(shared / "designations.csv", dtype=str, keep_default_na=False)
-    source.iloc[:SOURCE_ROWS].to_csv(raw / "designations.csv", index=False)
+    state, raw, _ = make_state_with_slice("prodcat-celery-", SOURCE_ROWS, Settings().data.raw_dir)
     env = {**os.environ, **port_overrides(OFFSET), **ENV, "PRODCAT_STATE_DIR": str(state),
            "PRODCAT_DATA__RAW_DIR": str(raw)}  # fmt: skip
     up = cli(env, "up")
@@ -86,18 +76,6 @@ def executed_by(logs: Path) -> dict[str, str]:
             if match := WORKLOAD.search(line):
                 found[match.group(1)] = worker
     return found
-
-
-def model_version(settings: Settings, version: str) -> dict:
-    """A registered version, with its tags as a dict (MLflow's REST API)."""
-    response = httpx.get(
-        f"{settings.mlflow.tracking_uri}/api/2.0/mlflow/model-versions/get",
-        params={"name": settings.mlflow.model_name, "version": version}, timeout=30,
-        auth=(settings.mlflow.admin_user, settings.mlflow.admin_password.get_secret_value()),
-    )  # fmt: skip
-    response.raise_for_status()
-    found = response.json()["model_version"]
-    return {**found, "tags": {t["key"]: t["value"] for t in found.get("tags", [])}}
 
 
 def test_status_shows_redis_and_each_worker_healthy(celery_stack):
@@ -152,5 +130,5 @@ def test_prepare_data_then_ml_pipeline_run_on_the_celery_workers(celery_stack):
         f"/dags/ml_pipeline/dagRuns/{runs['ml_pipeline']}/taskInstances/train/xcomEntries/"
         "return_value"
     )["value"]
-    assert model_version(settings, trained["version"])["tags"]["gate.decision"]
+    assert mlflow_version(settings, version=trained["version"])["tags"]["gate.decision"]
     assert mlflow_version(settings, "champion")["version"]

@@ -11,6 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 # Some character that is not whitespace, by Python's and by JSON Schema's (ECMAScript) rules
 # alike, so the spec and the check agree on what "blank" is.
 NON_BLANK = r"[^\s\u001c-\u001f\u0085\ufeff]"
+# PostgreSQL refuses NUL in text: identifiers and names that reach it must not hold one.
+WITHOUT_NUL = r"^[^\x00]+$"
+# A name that is not blank and holds no NUL.
+NAME_WITHOUT_NUL = r"^[^\x00]*[^\s\u001c-\u001f\u0085\ufeff\x00][^\x00]*$"
 
 
 class ErrorResponse(BaseModel):

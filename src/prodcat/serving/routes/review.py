@@ -19,7 +19,7 @@ from prodcat.operations.review import (
     record_correction,
 )
 from prodcat.serving.deps import ReviewerDep, SettingsDep
-from prodcat.serving.schemas import NON_BLANK, ErrorResponse
+from prodcat.serving.schemas import NAME_WITHOUT_NUL, WITHOUT_NUL, ErrorResponse
 
 router = APIRouter(
     tags=["review"],
@@ -52,9 +52,9 @@ class ListingFeedback(BaseModel):
         json_schema_extra={"examples": [
             {"product_id": "3804725264", "category_code": "2583", "reviewer": "alice"}]},
     )  # fmt: skip
-    product_id: str = Field(min_length=1, max_length=200)
-    category_code: str = Field(min_length=1, max_length=100)
-    reviewer: str = Field(min_length=1, max_length=200, pattern=NON_BLANK)
+    product_id: str = Field(min_length=1, max_length=200, pattern=WITHOUT_NUL)
+    category_code: str = Field(min_length=1, max_length=100, pattern=WITHOUT_NUL)
+    reviewer: str = Field(min_length=1, max_length=200, pattern=NAME_WITHOUT_NUL)
 
 
 class PredictionFeedback(BaseModel):
@@ -62,8 +62,8 @@ class PredictionFeedback(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     prediction_id: int = Field(ge=1, le=2**53, description="An id from GET /review")
-    category_code: str = Field(min_length=1, max_length=100)
-    reviewer: str = Field(min_length=1, max_length=200, pattern=NON_BLANK)
+    category_code: str = Field(min_length=1, max_length=100, pattern=WITHOUT_NUL)
+    reviewer: str = Field(min_length=1, max_length=200, pattern=NAME_WITHOUT_NUL)
 
 
 class FeedbackResponse(BaseModel):

@@ -18,6 +18,7 @@ after a few hundred predictions.
 
 Usage: python benchmarks/scale.py [--rows 100000 1000000] [--batch-size 20000]
                                   [--train-rows 25000 100000 1000000] [--profile full]
+       python benchmarks/scale.py --serve-model MODEL_DIR   (the API worker figures alone)
 """
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ print(json.dumps(result))
 # then requests of one item and batches through predict_items, as the routes send them.
 SERVE = """
 import json, sys
+from prodcat.serving.server import skip_unused_imports
+skip_unused_imports()  # as run_worker does, before the app is imported
 import pandas as pd
 import mlflow.sklearn
 from prodcat.serving.app import create_app
@@ -215,7 +218,12 @@ def measure_training(raw_dir: Path, state: Path, rows: int) -> None:
           f"; model {refit['model_size_bytes'] / 2**20:.0f} MiB pickled, "
           f"{refit['features']:,} features; weighted F1 {refit['eval_f1']:.4f} on the held-out "
           f"rows (generated like the rest: a sanity check, not a score)", flush=True)  # fmt: skip
-    serve = child(SERVE, str(model_dir), str(raw_dir / "designations.csv"))
+    measure_serving(model_dir, raw_dir / "designations.csv")
+
+
+def measure_serving(model_dir: Path, titles: Path) -> None:
+    """Print an API worker's resident memory around loading the model and predicting."""
+    serve = child(SERVE, str(model_dir), str(titles))
     print(f"  API worker: {serve['before_load_mib']:.0f} MiB before loading the model, "
           f"{serve['after_load_mib']:.0f} MiB after, {serve['after_predictions_mib']:.0f} MiB "
           f"after {serve['requests']} requests ({serve['items']:,} items; "
@@ -231,7 +239,14 @@ def main() -> None:
     parser.add_argument("--train-rows", type=int, nargs="*", default=[],
                         help="also train (and serve) at these catalogue sizes")  # fmt: skip
     parser.add_argument("--profile", default="full", help="training profile for --train-rows")
+    parser.add_argument("--serve-model", type=Path, metavar="MODEL_DIR",
+                        help="only measure an API worker serving this saved MLflow model")  # fmt: skip
     args = parser.parse_args()
+    if args.serve_model:
+        from prodcat.config import Settings
+
+        measure_serving(args.serve_model, Settings().data.raw_dir.resolve() / "designations.csv")
+        return
     state = Path(tempfile.mkdtemp(prefix="prodcat-scale-bench-"))
     state.chmod(0o755)
     configure(args.port_offset, state)

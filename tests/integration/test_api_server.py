@@ -3,6 +3,7 @@ on SIGTERM. No model is needed for this (the registry points at a closed port)."
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -177,5 +178,33 @@ def test_serve_restarts_at_once_after_a_stop_while_clients_held_connections(tmp_
     finally:
         for client in clients:
             client.close()
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def test_a_worker_serves_the_model_without_loading_pyarrow(tmp_path):
+    # pandas imports pyarrow when it is installed: 33 MiB per worker that serving never uses.
+    import mlflow.sklearn
+
+    from ..models import train_small_model
+
+    port = get_settings().api.port + 45  # needs no service: the local copy is served
+    url = f"http://127.0.0.1:{port}"
+    models = tmp_path / "state" / "serving" / "models"
+    mlflow.sklearn.save_model(train_small_model(), str(models / "3-run"),
+                              serialization_format="cloudpickle")  # fmt: skip
+    (models / "current.json").write_text(json.dumps({"version": "3", "path": "3-run"}))
+    log_file = tmp_path / "serve.log"
+    process = start_serve(serve_env(tmp_path, port, workers=1), log_file)
+    try:
+        wait_for_health_or_exit(process, url, log_file)
+        answer = httpx.post(f"{url}/predict/?explain=true", json={"title": "piscine pompe ronde"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["category_code"] == "2583" and answer.json()["explanation"]
+        (worker,) = workers_of(psutil.Process(process.pid))
+        libraries = {m.path for m in worker.memory_maps()}
+        assert any("/sklearn/" in path for path in libraries)  # what is loaded shows here
+        assert not any("/pyarrow/" in path for path in libraries)
+    finally:
         process.terminate()
         process.wait(timeout=60)

@@ -71,8 +71,36 @@ def test_compacted_calibrated_svc_matches_the_original():
     compact_pipeline(pipeline)
     assert isinstance(pipeline.named_steps["clf"], CalibratedLinearEnsemble)
     assert list(pipeline.classes_) == ["10", "40", "50"]
-    assert np.abs(pipeline.predict_proba(X) - original).max() < 1e-5
+    assert pipeline.named_steps["clf"].weights.dtype == np.int16
+    assert np.abs(pipeline.predict_proba(X) - original).max() < 1e-3  # 16-bit weights
     assert (pipeline.predict(X) == predicted).all()
+
+
+@pytest.mark.parametrize("rows", [1, 5, 70, 300])
+def test_a_product_reads_only_the_weights_of_the_columns_a_batch_has(rows):
+    import scipy.sparse as sp
+
+    from prodcat.training.compact import quantize_weights, select_used_columns
+
+    rng = np.random.default_rng(rows)
+    weights, _ = quantize_weights(rng.normal(size=(5_000, 12)))
+    X = sp.random(rows, 5_000, density=0.002, format="csr", dtype=np.float32, random_state=rows)
+    narrowed, used = select_used_columns(X, weights)
+    assert used.dtype == np.float32
+    assert narrowed.shape[1] == used.shape[0] <= X.nnz
+    # The same sums in the same order as with every weight converted: identical scores.
+    assert np.array_equal(narrowed @ used, X @ weights.astype(np.float32))
+
+
+def test_quantized_weights_are_within_half_a_step_of_each_column_largest():
+    from prodcat.training.compact import quantize_weights
+
+    weights = np.array([[1e-7, -2.0, 0.0], [3e5, 0.5, 0.0], [-1.0, 1e-9, 0.0]])
+    quantized, scale = quantize_weights(weights)
+    assert quantized.dtype == np.int16 and np.abs(quantized).max() == 32767
+    error = np.abs(quantized * scale - weights)
+    assert (error <= np.abs(weights).max(axis=0) / 65534 + 1e-12).all()
+    assert (quantized[:, 2] == 0).all() and np.isfinite(scale).all()  # an all-zero column
 
 
 def test_only_sigmoid_multiclass_linear_ensembles_are_compacted():

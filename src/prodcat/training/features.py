@@ -22,6 +22,15 @@ from sklearn.utils.sparsefuncs_fast import (
     inplace_csr_row_normalize_l2,
 )
 
+from prodcat.training.vocabulary import (
+    CODEPOINTS,
+    PYTHON_HASH,
+    NGramIndex,
+    encode_codepoints,
+    hash_windows,
+    python_hash_keys,
+)
+
 TAG = re.compile(r"<[^>]+>")
 # Numbers with their units or separators stay one token: 18/100, 24x32, 3.7v, 500ml.
 TOKEN = re.compile(r"\d+(?:[.,/x-]\d+)*[a-z]{0,3}|[a-z]+")
@@ -150,33 +159,17 @@ def apply_tfidf(tfidf: TfidfTransformer, counts: sp.csr_matrix) -> sp.csr_matrix
     return _align_api_if_sparse(counts)
 
 
-class WordTfidfVectorizer(TfidfVectorizer):
-    """TfidfVectorizer whose transform skips sklearn's per-call input validation."""
+class _IndexedVocabulary:
+    """The vocabulary a fitted view keeps: an NGramIndex (prodcat.training.vocabulary) in
+    place of sklearn's dict, made at fit and at load of a model pickled with a dict."""
 
-    def transform(self, raw_documents):
-        if isinstance(raw_documents, str) or not hasattr(self, "_tfidf"):
-            return super().transform(raw_documents)
-        self._check_vocabulary()
-        _, counts = self._count_vocab(raw_documents, fixed_vocab=True)
-        if self.binary:
-            counts.data.fill(1)
-        return apply_tfidf(self._tfidf, counts)
+    KEYS = PYTHON_HASH
 
+    def _index_vocabulary(self) -> None:
+        if isinstance(getattr(self, "vocabulary_", None), dict):
+            self.vocabulary_ = NGramIndex.from_dict(self.vocabulary_, self.KEYS)
 
-class CharTfidfVectorizer(TfidfVectorizer):
-    """TfidfVectorizer(analyzer="char" or "char_wb") whose transform counts n-grams with numpy.
-
-    sklearn builds a Python string per character n-gram (about 850 per title), which made
-    this view most of inference time. Here every n-gram of a batch is hashed at once (a
-    64-bit polynomial hash of its code points, salted by length) and looked up in an
-    open-addressing table of the fitted vocabulary. Fitting is sklearn's own; the output is
-    the same matrix unless two n-grams share a 64-bit hash.
-    """
-
-    _PRIME = np.uint64(0x100000001B3)
-    _MIX = np.uint64(0x9E3779B97F4A7C15)
-
-    def fit(self, raw_documents, y=None) -> CharTfidfVectorizer:
+    def fit(self, raw_documents, y=None):
         super().fit(raw_documents, y)
         self._index_vocabulary()
         return self
@@ -186,60 +179,79 @@ class CharTfidfVectorizer(TfidfVectorizer):
         self._index_vocabulary()
         return result
 
+    def __setstate__(self, state: dict) -> None:
+        for stale in ("_table_keys", "_table_ids"):  # the table of versions before NGramIndex
+            state.pop(stale, None)
+        super().__setstate__(state)
+        self._index_vocabulary()
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        if isinstance(getattr(self, "vocabulary_", None), NGramIndex):
+            return np.asarray(list(self.vocabulary_.terms), dtype=object)
+        return super().get_feature_names_out(input_features)
+
+    def _count_matrix(self, keys: np.ndarray, owners: np.ndarray, n_docs: int) -> sp.csr_matrix:
+        """The document x vocabulary count matrix of n-gram keys and their documents."""
+        n_cols = len(self.vocabulary_)
+        # A batch's cells usually fit in 32 bits, which sort in about half the time.
+        cell_type = np.int32 if n_docs * n_cols < 2**31 else np.int64
+        columns = self.vocabulary_.lookup(keys)
+        known = columns >= 0
+        cells = (owners[known] * n_cols + columns[known]).astype(cell_type)
+        cells.sort()
+        boundary = np.empty(len(cells), dtype=bool)
+        boundary[:1] = True
+        np.not_equal(cells[1:], cells[:-1], out=boundary[1:])
+        starts = np.flatnonzero(boundary)
+        counts = np.empty(len(starts), dtype=self.dtype)
+        counts[:-1], counts[-1:] = np.diff(starts), len(cells) - starts[-1:]
+        unique = cells[starts]
+        indptr = np.searchsorted(unique // n_cols, np.arange(n_docs + 1))
+        return sp.csr_matrix((counts, unique % n_cols, indptr), shape=(n_docs, n_cols))
+
+
+class WordTfidfVectorizer(_IndexedVocabulary, TfidfVectorizer):
+    """TfidfVectorizer whose transform skips sklearn's per-call input validation and finds
+    its n-grams in an NGramIndex, by their Python hashes, all at once."""
+
     def transform(self, raw_documents):
-        if self.analyzer not in FAST_ANALYZERS or not hasattr(self, "_table_ids"):
+        if isinstance(raw_documents, str) or not isinstance(
+            getattr(self, "vocabulary_", None), NGramIndex
+        ):
+            return super().transform(raw_documents)
+        analyze = self.build_analyzer()
+        grams = [analyze(doc) for doc in raw_documents]
+        sizes = np.fromiter(map(len, grams), dtype=np.int64, count=len(grams))
+        keys = python_hash_keys((g for doc in grams for g in doc), int(sizes.sum()))
+        owners = np.repeat(np.arange(len(grams)), sizes)
+        counts = self._count_matrix(keys, owners, len(grams))
+        if self.binary:
+            counts.data.fill(1)
+        return apply_tfidf(self._tfidf, counts)
+
+
+class CharTfidfVectorizer(_IndexedVocabulary, TfidfVectorizer):
+    """TfidfVectorizer(analyzer="char" or "char_wb") whose transform counts n-grams with numpy.
+
+    sklearn builds a Python string per character n-gram (about 850 per title), which made
+    this view most of inference time. Here every n-gram of a batch is hashed at once (a
+    64-bit polynomial hash of its code points, salted by length) and looked up in the
+    NGramIndex of the fitted vocabulary. Fitting is sklearn's own; the output is the same
+    matrix unless two n-grams share a 64-bit hash.
+    """
+
+    KEYS = CODEPOINTS
+
+    def transform(self, raw_documents):
+        if self.analyzer not in FAST_ANALYZERS or not isinstance(
+            getattr(self, "vocabulary_", None), NGramIndex
+        ):
             return super().transform(raw_documents)
         return apply_tfidf(self._tfidf, self._count_ngrams(list(raw_documents)))
 
     def _index_vocabulary(self) -> None:
-        if self.analyzer not in FAST_ANALYZERS:
-            return
-        terms = list(self.vocabulary_)
-        keys = np.empty(len(terms), dtype=np.uint64)
-        for n in {len(t) for t in terms}:
-            at = [i for i, t in enumerate(terms) if len(t) == n]
-            codes = np.array([[ord(c) for c in terms[i]] for i in at], dtype=np.uint64)
-            keys[at] = self._hash_windows(codes.ravel(), n)[::n]
-        ids = np.array([self.vocabulary_[t] for t in terms], dtype=np.int64)
-        bits = max(4, int(np.ceil(np.log2(max(len(terms), 1) * 2.5))))
-        self._table_keys = np.zeros(1 << bits, dtype=np.uint64)
-        self._table_ids = np.full(1 << bits, -1, dtype=np.int64)
-        slot, pending = self._first_slot(keys), np.arange(len(keys))
-        while pending.size:  # linear probing, one round per probe step for all keys at once
-            free = self._table_ids[slot] == -1
-            taken, first = np.unique(slot[free], return_index=True)
-            winners = pending[free][first]
-            self._table_keys[taken], self._table_ids[taken] = keys[winners], ids[winners]
-            rest = np.ones(len(pending), dtype=bool)
-            rest[np.flatnonzero(free)[first]] = False
-            pending, slot = pending[rest], (slot[rest] + 1) & np.int64(len(self._table_ids) - 1)
-
-    def _first_slot(self, keys: np.ndarray) -> np.ndarray:
-        bits = int(np.log2(len(self._table_ids)))
-        with np.errstate(over="ignore"):
-            return ((keys * self._MIX) >> np.uint64(64 - bits)).astype(np.int64)
-
-    @classmethod
-    def _hash_windows(cls, codes: np.ndarray, n: int) -> np.ndarray:
-        """Salted hash of every window of n code points; len(codes) - n + 1 values."""
-        hashes = codes.copy()
-        with np.errstate(over="ignore"):
-            for k in range(1, n):
-                hashes = hashes[:-1] * cls._PRIME + codes[k:]
-            return hashes ^ (np.uint64(n) * cls._MIX)
-
-    def _lookup(self, keys: np.ndarray) -> np.ndarray:
-        """Vocabulary column of each key, -1 when unknown."""
-        found = np.full(len(keys), -1, dtype=np.int64)
-        active, slot = np.arange(len(keys)), self._first_slot(keys)
-        mask = np.int64(len(self._table_ids) - 1)
-        while active.size:
-            ids = self._table_ids[slot]
-            hit = (ids >= 0) & (self._table_keys[slot] == keys[active])
-            found[active[hit]] = ids[hit]
-            go_on = (ids >= 0) & ~hit
-            active, slot = active[go_on], (slot[go_on] + 1) & mask
-        return found
+        if self.analyzer in FAST_ANALYZERS:
+            super()._index_vocabulary()
 
     def _segments(self, docs: list[str]) -> tuple[list[str], np.ndarray]:
         """The strings n-grams are read from, and the document each belongs to: the whole
@@ -255,13 +267,12 @@ class CharTfidfVectorizer(TfidfVectorizer):
     def _count_ngrams(self, docs: list[str]) -> sp.csr_matrix:
         segments, segment_doc = self._segments(docs)
         lengths = np.fromiter((len(s) for s in segments), dtype=np.int64, count=len(segments))
-        text = "".join(segments).encode("utf-32-le", "surrogatepass")
-        codes = np.frombuffer(text, dtype=np.uint32).astype(np.uint64)
+        codes = encode_codepoints("".join(segments))
         owner = np.repeat(np.arange(len(segments), dtype=np.int64), lengths)
-        keys, owners = [], []
+        keys, owners = [np.zeros(0, dtype=np.uint64)], [np.zeros(0, dtype=np.int64)]
         low, high = self.ngram_range
         for n in range(low, min(high, len(codes)) + 1):
-            hashes = self._hash_windows(codes, n)
+            hashes = hash_windows(codes, n)
             same_segment = owner[: len(hashes)] == owner[n - 1 :]
             keys.append(hashes[same_segment])
             owners.append(segment_doc[owner[: len(hashes)][same_segment]])
@@ -270,27 +281,9 @@ class CharTfidfVectorizer(TfidfVectorizer):
             for length in np.unique(lengths[(lengths < low) & (lengths > 0)]):
                 which = np.flatnonzero(lengths == length)
                 words = codes[(starts[which, None] + np.arange(length)).ravel()]
-                keys.append(self._hash_windows(words, int(length))[::length])
+                keys.append(hash_windows(words, int(length))[::length])
                 owners.append(segment_doc[which])
-        return self._count_matrix(keys, owners, len(docs))
-
-    def _count_matrix(self, keys: list, owners: list, n_docs: int) -> sp.csr_matrix:
-        """The document x vocabulary count matrix of n-gram keys and their documents."""
-        n_cols = len(self.vocabulary_)
-        # A batch's cells usually fit in 32 bits, which sort in about half the time.
-        cell_type = np.int32 if n_docs * n_cols < 2**31 else np.int64
-        if keys:
-            columns, owners = self._lookup(np.concatenate(keys)), np.concatenate(owners)
-            known = columns >= 0
-            cells = (owners[known] * n_cols + columns[known]).astype(cell_type)
-            cells.sort()
-        else:
-            cells = np.zeros(0, dtype=cell_type)
-        starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]]) if len(cells) else cells
-        unique = cells[starts]
-        counts = np.diff(np.r_[starts, len(cells)]).astype(self.dtype)
-        indptr = np.searchsorted(unique // n_cols, np.arange(n_docs + 1))
-        return sp.csr_matrix((counts, unique % n_cols, indptr), shape=(n_docs, n_cols))
+        return self._count_matrix(np.concatenate(keys), np.concatenate(owners), len(docs))
 
 
 class TextViews(FeatureUnion):

@@ -186,6 +186,8 @@ def test_a_worker_serves_the_model_without_loading_pyarrow(tmp_path):
     # pandas imports pyarrow when it is installed: 33 MiB per worker that serving never uses.
     import mlflow.sklearn
 
+    pytest.importorskip("pyarrow")  # installed, as MLflow needs it: else nothing to show
+
     from ..models import train_small_model
 
     port = get_settings().api.port + 45  # needs no service: the local copy is served

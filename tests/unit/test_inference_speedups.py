@@ -92,6 +92,19 @@ def test_a_product_reads_only_the_weights_of_the_columns_a_batch_has(rows):
     assert np.array_equal(narrowed @ used, X @ weights.astype(np.float32))
 
 
+def test_quantizing_needs_no_temporary_as_large_as_the_weights():
+    import tracemalloc
+
+    from prodcat.training.compact import quantize_weights
+
+    weights = np.random.default_rng(0).normal(size=(200_000, 27))
+    tracemalloc.start()
+    quantize_weights(weights)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < weights.nbytes / 2  # the int16 result is a quarter of it
+
+
 def test_quantized_weights_are_within_half_a_step_of_each_column_largest():
     from prodcat.training.compact import quantize_weights
 

@@ -89,3 +89,5 @@ def test_a_batch_larger_than_a_model_call_is_explained_in_the_items_order(sample
     for i in np.flatnonzero(marked):
         assert explanations[i]["category_code"] == model.classes_[probabilities[i].argmax()]
         assert loaded.predict_and_explain([docs[i]], [True], 3)[1] == [explanations[i]]
+    assert loaded.predict_documents([]).shape == (0, len(model.classes_))
+    assert loaded.predict_and_explain([], [], 3)[1] == []

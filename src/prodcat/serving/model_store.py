@@ -107,7 +107,7 @@ class LoadedModel:
     ) -> tuple[np.ndarray, list[dict | None]]:
         """Class probabilities, and for the documents marked, exact per-n-gram explanations
         (prodcat.training.explain), from one pass over the features."""
-        probabilities, explanations = [], []
+        probabilities, explanations = [np.zeros((0, len(self.classes)))], []
         for start in range(0, len(documents), PREDICT_ROWS):
             rows = slice(start, start + PREDICT_ROWS)
             features = sp.csr_matrix(self.after_cleaning[:-1].transform(documents[rows]))
@@ -121,6 +121,8 @@ class LoadedModel:
 
     def predict_documents(self, documents: list[str]) -> np.ndarray:
         """Class probabilities of documents the cleaner made."""
+        if not documents:
+            return np.zeros((0, len(self.classes)))
         chunks = range(0, len(documents), PREDICT_ROWS)
         return np.vstack([self.after_cleaning.predict_proba(documents[start:start + PREDICT_ROWS])
                           for start in chunks])  # fmt: skip

@@ -169,12 +169,14 @@ class _IndexedVocabulary:
         if isinstance(getattr(self, "vocabulary_", None), dict):
             self.vocabulary_ = NGramIndex.from_dict(self.vocabulary_, self.KEYS)
 
-    def fit(self, raw_documents, y=None):
+    def fit(self, raw_documents, y=None) -> _IndexedVocabulary:
+        """sklearn's fit, then the vocabulary indexed."""
         super().fit(raw_documents, y)
         self._index_vocabulary()
         return self
 
-    def fit_transform(self, raw_documents, y=None):
+    def fit_transform(self, raw_documents, y=None) -> sp.csr_matrix:
+        """sklearn's fit_transform, then the vocabulary indexed."""
         result = super().fit_transform(raw_documents, y)
         self._index_vocabulary()
         return result
@@ -186,6 +188,7 @@ class _IndexedVocabulary:
         self._index_vocabulary()
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """The n-grams in column order, as sklearn gives them (an object array)."""
         if isinstance(getattr(self, "vocabulary_", None), NGramIndex):
             return np.asarray(list(self.vocabulary_.terms), dtype=object)
         return super().get_feature_names_out(input_features)
@@ -212,9 +215,11 @@ class _IndexedVocabulary:
 
 class WordTfidfVectorizer(_IndexedVocabulary, TfidfVectorizer):
     """TfidfVectorizer whose transform skips sklearn's per-call input validation and finds
-    its n-grams in an NGramIndex, by their Python hashes, all at once."""
+    its n-grams in an NGramIndex, by their Python hashes, all at once: sklearn's matrix
+    unless two n-grams share a 64-bit hash."""
 
-    def transform(self, raw_documents):
+    def transform(self, raw_documents) -> sp.csr_matrix:
+        """TF-IDF features of the documents, one row each."""
         if isinstance(raw_documents, str) or not isinstance(
             getattr(self, "vocabulary_", None), NGramIndex
         ):
@@ -242,7 +247,8 @@ class CharTfidfVectorizer(_IndexedVocabulary, TfidfVectorizer):
 
     KEYS = CODEPOINTS
 
-    def transform(self, raw_documents):
+    def transform(self, raw_documents) -> sp.csr_matrix:
+        """TF-IDF features of the documents, one row each."""
         if self.analyzer not in FAST_ANALYZERS or not isinstance(
             getattr(self, "vocabulary_", None), NGramIndex
         ):

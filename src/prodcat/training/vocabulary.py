@@ -4,13 +4,14 @@ sklearn keeps a fitted vocabulary as a dict of n-gram -> column. With the capped
 (650,000 n-grams) those dicts cost about 130 MiB in every API worker, more than the model's
 weights: a Python string, an int and a dict slot per n-gram. Here the n-grams are packed
 in one UTF-8 buffer in column order (TermList), and found through an open-addressing table
-of 64-bit keys (NGramIndex): about 35 bytes per n-gram in all.
+of 64-bit keys (NGramIndex): 35 to 45 bytes per n-gram in all.
 
 Registered models are pickled with these classes: this module's path must keep importing.
 """
 
 from __future__ import annotations
 
+import logging
 import operator
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import pairwise
@@ -21,6 +22,8 @@ PRIME = np.uint64(0x100000001B3)
 MIX = np.uint64(0x9E3779B97F4A7C15)
 CODEPOINTS, PYTHON_HASH = "codepoints", "python-hash"
 PROBE_WINDOW = 8
+KEY_CHUNK = 65_536  # terms made Python strings at a time while keys are computed
+log = logging.getLogger(__name__)
 
 
 class TermList(Sequence[str]):
@@ -36,7 +39,7 @@ class TermList(Sequence[str]):
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index: int | slice) -> str | list[str]:  # type: ignore[override]
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         index = operator.index(index)
@@ -111,19 +114,24 @@ class NGramIndex(Mapping[str, int]):
         return cls(TermList(ordered), key_kind)
 
     def keys_of(self, terms: Sequence[str]) -> np.ndarray:
-        """The table keys of some strings, computed as this index computes them."""
+        """The table keys (uint64) of some strings, computed as this index computes them."""
         if self.key_kind == CODEPOINTS:
             return codepoint_keys(terms)
         return python_hash_keys(terms, len(terms))
 
     def _build(self) -> None:
         # An empty slot (-1) reads the padding after the last key (see lookup).
-        self._padded_keys = np.append(self.keys_of(self.terms), np.uint64(0))
-        self.keys = self._padded_keys[:-1]
-        # A quarter full: most keys settle in their first slot, and none goes far.
-        bits = max(4, int(np.ceil(np.log2(max(len(self.keys), 1) * 4))))
+        self._padded_keys = np.zeros(len(self.terms) + 1, dtype=np.uint64)
+        for start in range(0, len(self.terms), KEY_CHUNK):  # not every term a str at once
+            chunk = self.terms[start : start + KEY_CHUNK]
+            self._padded_keys[start : start + len(chunk)] = self.keys_of(chunk)
+        self._keys = self._padded_keys[:-1]
+        if len(np.unique(self._keys)) < len(self._keys):
+            log.warning("some n-grams share a 64-bit key: each such group counts as one column")
+        # At most a quarter full: most keys settle in their first slot, and none goes far.
+        bits = max(4, int(np.ceil(np.log2(max(len(self._keys), 1) * 4))))
         self.table = np.full(1 << bits, -1, dtype=np.int32)
-        slot, pending = self._first_slot(self.keys), np.arange(len(self.keys))
+        slot, pending = self._first_slot(self._keys), np.arange(len(self._keys))
         self.max_probe = -1  # the farthest any key sits from its first slot
         while pending.size:  # linear probing, one round per probe step for all keys at once
             self.max_probe += 1
@@ -140,7 +148,8 @@ class NGramIndex(Mapping[str, int]):
             return ((keys * MIX) >> np.uint64(64 - bits)).astype(np.int64)
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
-        """The column of each key, -1 when the key is not in the vocabulary."""
+        """The column of each key (uint64, from keys_of or the views' own hashing), -1 when
+        the key is not in the vocabulary."""
         first = self._first_slot(keys)
         ids = self.table[first]
         found = np.where((self._padded_keys[ids] == keys) & (ids >= 0), ids, -1)

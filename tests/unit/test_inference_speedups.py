@@ -211,3 +211,19 @@ def test_large_batches_score_as_single_rows():
     batched = pipeline.predict_proba(rows)
     one_by_one = np.vstack([pipeline.predict_proba([row]) for row in rows])
     assert np.array_equal(batched, one_by_one)
+
+
+@pytest.mark.parametrize("ngrams", [(1, 3), (2, 5), (4, 7)])
+def test_char_wb_counts_a_batch_distinct_word_by_word_as_sklearn_does(ngrams, monkeypatch):
+    from prodcat.training import features
+
+    fitted_on = [*TRAIN, "a ab abc"]
+    ours = CharTfidfVectorizer(analyzer="char_wb", ngram_range=ngrams).fit(fitted_on)
+    theirs = TfidfVectorizer(analyzer="char_wb", ngram_range=ngrams).fit(fitted_on)
+    docs = [*TRAIN, "a ab abc abcd", "ab", "x a"] * 3 + UNSEEN
+    assert len(docs) >= features.DISTINCT_WORDS_FROM
+    by_distinct_word = ours.transform(docs)
+    assert by_distinct_word.has_canonical_format
+    assert abs(by_distinct_word - theirs.transform(docs)).max() < 1e-12
+    monkeypatch.setattr(features, "DISTINCT_WORDS_FROM", len(docs) + 1)  # word by word
+    assert (ours.transform(docs) != by_distinct_word).nnz == 0

@@ -13,8 +13,9 @@ import pytest
 
 from prodcat.config import Settings
 from prodcat.data.dataset import iter_source, load_dataset_spec
+from prodcat.serving import model_store
 from prodcat.serving.budget import Limits, clean_items
-from prodcat.serving.model_store import PREDICT_ROWS, LoadedModel
+from prodcat.serving.model_store import LoadedModel
 from prodcat.serving.predictor import predict_items
 from prodcat.serving.schemas import PredictRequest
 from prodcat.training.search import SearchResult, fit_best
@@ -79,9 +80,12 @@ def test_a_description_changes_at_least_one_prediction(sample, model):
     assert np.array_equal(with_descriptions[~described], titles_only[~described])
 
 
-def test_a_batch_larger_than_a_model_call_is_explained_in_the_items_order(sample, model):
+def test_a_batch_larger_than_a_model_call_is_explained_in_the_items_order(
+    sample, model, monkeypatch
+):
+    monkeypatch.setattr(model_store, "PREDICT_ROWS", 200)
     loaded, _, docs = serve(model, sample)
-    assert len(docs) > 2 * PREDICT_ROWS  # three model calls
+    assert len(docs) > 2 * model_store.PREDICT_ROWS  # three model calls
     marked = [i % 97 == 0 for i in range(len(docs))]
     probabilities, explanations = loaded.predict_and_explain(docs, marked, 3)
     assert np.array_equal(probabilities, loaded.predict_documents(docs))

@@ -24,6 +24,8 @@ from sklearn.utils.sparsefuncs_fast import (
 
 from prodcat.training.vocabulary import (
     CODEPOINTS,
+    MIX,
+    PRIME,
     PYTHON_HASH,
     NGramIndex,
     encode_codepoints,
@@ -36,6 +38,8 @@ TAG = re.compile(r"<[^>]+>")
 TOKEN = re.compile(r"\d+(?:[.,/x-]\d+)*[a-z]{0,3}|[a-z]+")
 STEM_LANGUAGES = {"fr": "french", "en": "english", "de": "german"}
 FAST_ANALYZERS = ("char", "char_wb")
+# From this many documents, a char_wb view looks up each distinct word's n-grams once.
+DISTINCT_WORDS_FROM = 16
 
 
 def strip_html(text: str) -> str:
@@ -195,10 +199,13 @@ class _IndexedVocabulary:
 
     def _count_matrix(self, keys: np.ndarray, owners: np.ndarray, n_docs: int) -> sp.csr_matrix:
         """The document x vocabulary count matrix of n-gram keys and their documents."""
+        return self._tally(self.vocabulary_.lookup(keys), owners, n_docs)
+
+    def _tally(self, columns: np.ndarray, owners: np.ndarray, n_docs: int) -> sp.csr_matrix:
+        """The count matrix of n-gram columns (-1: unknown) and their documents."""
         n_cols = len(self.vocabulary_)
         # A batch's cells usually fit in 32 bits, which sort in about half the time.
         cell_type = np.int32 if n_docs * n_cols < 2**31 else np.int64
-        columns = self.vocabulary_.lookup(keys)
         known = columns >= 0
         cells = (owners[known] * n_cols + columns[known]).astype(cell_type)
         cells.sort()
@@ -259,37 +266,68 @@ class CharTfidfVectorizer(_IndexedVocabulary, TfidfVectorizer):
         if self.analyzer in FAST_ANALYZERS:
             super()._index_vocabulary()
 
-    def _segments(self, docs: list[str]) -> tuple[list[str], np.ndarray]:
-        """The strings n-grams are read from, and the document each belongs to: the whole
-        documents for "char"; for "char_wb", each word padded with a space on either side."""
+    def _count_ngrams(self, docs: list[str]) -> sp.csr_matrix:
         preprocess = self.build_preprocessor()
         docs = [self._white_spaces.sub(" ", preprocess(d)) for d in docs]
         if self.analyzer == "char":
-            return docs, np.arange(len(docs), dtype=np.int64)
-        words = [[f" {w} " for w in d.split()] for d in docs]
-        counts = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
-        return [w for ws in words for w in ws], np.repeat(np.arange(len(docs)), counts)
+            keys, owners = self._segment_keys(docs)
+            return self._count_matrix(keys, owners, len(docs))
+        if len(docs) >= DISTINCT_WORDS_FROM:
+            return self._count_word_ngrams(docs)
+        words = [d.split() for d in docs]
+        keys, segment = self._segment_keys([f" {w} " for ws in words for w in ws])
+        segment_doc = np.repeat(np.arange(len(docs)), [len(ws) for ws in words])
+        return self._count_matrix(keys, segment_doc[segment], len(docs))
 
-    def _count_ngrams(self, docs: list[str]) -> sp.csr_matrix:
-        segments, segment_doc = self._segments(docs)
+    def _count_word_ngrams(self, docs: list[str]) -> sp.csr_matrix:
+        """char_wb: the n-grams of each distinct word of the batch are hashed and looked up
+        once, then counted for every occurrence of the word. A document repeats its title,
+        and titles share words: about a sixth of the lookups for a 1,000-item batch."""
+        word_ids: dict[str, int] = {}
+        occurrences, sizes = [], np.zeros(len(docs), dtype=np.int64)
+        for i, doc in enumerate(docs):
+            words = doc.split()
+            sizes[i] = len(words)
+            occurrences += [word_ids.setdefault(w, len(word_ids)) for w in words]
+        keys, word_of_key = self._segment_keys([f" {w} " for w in word_ids])
+        columns = self.vocabulary_.lookup(keys)
+        known = columns >= 0
+        order = np.argsort(word_of_key[known], kind="stable")
+        word_columns = columns[known][order]  # each word's known columns, word by word
+        bounds = np.searchsorted(word_of_key[known][order], np.arange(len(word_ids) + 1))
+        words = np.asarray(occurrences, dtype=np.int64)
+        lengths = bounds[words + 1] - bounds[words]
+        firsts = np.repeat(bounds[words] - (np.cumsum(lengths) - lengths), lengths)
+        expanded = word_columns[firsts + np.arange(int(lengths.sum()))]
+        owners = np.repeat(np.repeat(np.arange(len(docs)), sizes), lengths)
+        return self._tally(expanded, owners, len(docs))
+
+    def _segment_keys(self, segments: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The key of every n-gram of the segments (whole documents for "char", padded
+        words for "char_wb"), and the index of the segment each comes from."""
         lengths = np.fromiter((len(s) for s in segments), dtype=np.int64, count=len(segments))
         codes = encode_codepoints("".join(segments))
         owner = np.repeat(np.arange(len(segments), dtype=np.int64), lengths)
         keys, owners = [np.zeros(0, dtype=np.uint64)], [np.zeros(0, dtype=np.int64)]
         low, high = self.ngram_range
-        for n in range(low, min(high, len(codes)) + 1):
-            hashes = hash_windows(codes, n)
-            same_segment = owner[: len(hashes)] == owner[n - 1 :]
-            keys.append(hashes[same_segment])
-            owners.append(segment_doc[owner[: len(hashes)][same_segment]])
+        hashes = codes  # the windows of n code points, n = 1 here (unsalted)
+        for n in range(1, min(high, len(codes)) + 1):
+            with np.errstate(over="ignore"):  # as hash_windows computes them, a step at a time
+                if n > 1:
+                    hashes = hashes[:-1] * PRIME + codes[n - 1 :]
+                salt = np.uint64(n) * MIX
+            if n >= low:
+                same_segment = owner[: len(hashes)] == owner[n - 1 :]
+                keys.append(hashes[same_segment] ^ salt)
+                owners.append(owner[: len(hashes)][same_segment])
         if self.analyzer == "char_wb":  # sklearn counts a word shorter than low once, whole
             starts = np.r_[0, np.cumsum(lengths)[:-1]]
             for length in np.unique(lengths[(lengths < low) & (lengths > 0)]):
                 which = np.flatnonzero(lengths == length)
                 words = codes[(starts[which, None] + np.arange(length)).ravel()]
                 keys.append(hash_windows(words, int(length))[::length])
-                owners.append(segment_doc[which])
-        return self._count_matrix(np.concatenate(keys), np.concatenate(owners), len(docs))
+                owners.append(which)
+        return np.concatenate(keys), np.concatenate(owners)
 
 
 class TextViews(FeatureUnion):

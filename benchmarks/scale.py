@@ -240,7 +240,7 @@ def main() -> None:
                         help="also train (and serve) at these catalogue sizes")  # fmt: skip
     parser.add_argument("--profile", default="full", help="training profile for --train-rows")
     parser.add_argument("--serve-model", type=Path, metavar="MODEL_DIR",
-                        help="only measure an API worker serving this saved MLflow model")  # fmt: skip
+                        help="only measure an API worker serving this MLflow model")  # fmt: skip
     args = parser.parse_args()
     if args.serve_model:
         from prodcat.config import Settings

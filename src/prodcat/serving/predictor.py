@@ -18,6 +18,11 @@ from prodcat.serving.schemas import PredictRequest
 
 log = logging.getLogger(__name__)
 EXPLAINED_NGRAMS = 10  # n-grams listed per explanation, and per runner-up
+# Under load, the lane of single predictions waits this long before each call: the answers
+# it has just sent bring their connections' next requests within about a millisecond, and
+# they join this call instead of the next. 16 connections on 2 workers: 7 items per call
+# instead of 4 (benchmarks/api_load.py).
+GATHER_SECONDS = 0.001
 # The prediction log's door (PredictionLogWriter.log): model version, items, their results.
 Sink = Callable[[str, list[PredictRequest], list[dict]], None]
 
@@ -103,10 +108,16 @@ class Lane:
     Jobs are coalesced: whatever queued while the previous call ran goes into the next one,
     up to max_items jobs and max_chars characters, so a busy server spreads the model's
     fixed cost per call over many requests and a lone request goes straight through.
+
+    An inline lane calls the model on the event loop, and gathers for GATHER_SECONDS before
+    a call when the previous one took several jobs; other lanes call it in a thread.
     """
 
-    def __init__(self, size: int, max_items: int, max_chars: int, sink: Sink | None):
+    def __init__(
+        self, size: int, max_items: int, max_chars: int, sink: Sink | None, inline: bool = False
+    ):
         self.size, self.max_items, self.max_chars, self.sink = size, max_items, max_chars, sink
+        self.inline = inline
         self.jobs: deque[Job] = deque()
         self.running: list[Job] = []  # in the model call now
         self._ready = asyncio.Event()
@@ -147,12 +158,16 @@ class Lane:
             self.jobs = deque(j for j in self.jobs if not j.future.done())
 
     async def run_forever(self) -> None:
+        previous = 0  # jobs in the previous call: more than one means concurrent clients
         while True:
             await self._ready.wait()
+            if self.inline and previous > 1:
+                await asyncio.sleep(GATHER_SECONDS)
             jobs = self._next_jobs()
             if not jobs:
                 self._ready.clear()
                 continue
+            previous = len(jobs)
             await self._run_jobs(jobs)
 
     def _next_jobs(self) -> list[Job]:
@@ -181,9 +196,12 @@ class Lane:
         explain = [j.explain for j in group for _ in j.docs] if explained else None
         self.running = group
         try:
-            results = await asyncio.to_thread(
-                predict_items, loaded, docs, items, ks, self.sink, explain
-            )
+            if self.inline:
+                results = predict_items(loaded, docs, items, ks, self.sink, explain)
+            else:
+                results = await asyncio.to_thread(
+                    predict_items, loaded, docs, items, ks, self.sink, explain
+                )
         except Exception as error:
             log.exception("model call failed for %d items", len(items))
             for job in group:
@@ -204,7 +222,11 @@ class PredictionBatcher:
     """Every model call of a worker, from two lanes that run side by side.
 
     Single predictions are coalesced into one call (up to max_items); batches run one per
-    call. Each lane makes one call at a time, so a worker holds at most one batch's worth
+    call. Calls of single predictions run on the event loop: handing each to a thread and
+    back cost more than the call itself (with 2 workers at concurrency 16, 2,850 req/s
+    against 3,300 inline). Such a call is bounded (max_items items, a quarter of the request
+    budget: 30 ms at most, for 50,000 characters), so the loop is never held for long;
+    batches, up to the whole budget, run in a thread. Each lane makes one call at a time, so a worker holds at most one batch's worth
     of model memory (which the request budget bounds) plus one call of single predictions,
     and a flood of batches never makes a single prediction wait for them. A full queue, or a
     wait longer than predict_timeout_seconds, is a 503. Each request keeps the model it
@@ -217,7 +239,7 @@ class PredictionBatcher:
         # A quarter of the budget per call of single predictions (64 real titles make about
         # 9,000 characters; one item at most 12,006), so that a worker running both lanes
         # at once stays near one worst request's memory.
-        self.singles = Lane(api.queue_size, max_items, api.max_request_chars // 4, sink)
+        self.singles = Lane(api.queue_size, max_items, api.max_request_chars // 4, sink, True)
         self.batches = Lane(api.batch_queue_size, 1, api.max_request_chars, sink)
 
     def lane(self, items: int) -> Lane:

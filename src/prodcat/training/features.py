@@ -330,10 +330,11 @@ class CharTfidfVectorizer(_IndexedVocabulary, TfidfVectorizer):
         return np.concatenate(keys), np.concatenate(owners)
 
 
-class TextViews(FeatureUnion):
+class TextViews(FeatureUnion, auto_wrap_output_keys=None):
     """A FeatureUnion whose transform runs its views in turn, without joblib.
 
-    On a single row, FeatureUnion's Parallel machinery cost as much as the two views it runs.
+    On a single row, FeatureUnion's Parallel machinery cost as much as the two views it runs,
+    and sklearn's set_output wrapper (never used: features stay sparse) a tenth of it.
     Fitting is FeatureUnion's own.
     """
 

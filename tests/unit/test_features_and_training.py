@@ -24,6 +24,22 @@ def test_numbers_with_units_stay_single_tokens():
     assert {"24x32", "18/100", "3.7v", "500ml"} <= set(tokens)
 
 
+def test_digit_folding_shares_ngrams_across_sizes():
+    assert WordTokenizer(digits="split_zero")("robe 38 lot de 24x32 30cm") == [
+        "robe", "00", "lot", "de", "00", "x", "00", "00", "cm"]  # fmt: skip
+    union = build_tfidf(char_ngrams=(2, 4), char_min_df=1, cased_ngrams=(2, 3),
+                        word_digits="split_zero", char_digits="zero")  # fmt: skip
+    union.fit(["Cadre 30cm", "Cadre 50cm", "cadre 18X24"])
+    word, char, cased = (view for _, view in union.transformer_list)
+    assert "00 cm" in word.vocabulary_ and "30" not in word.vocabulary_
+    assert "00cm" in char.vocabulary_ and "30" not in char.vocabulary_
+    assert "30" in cased.vocabulary_  # the cased view keeps digits: model numbers
+    first, second = union.transform(["Cadre 30cm", "Cadre 40cm"])[:, : len(word.vocabulary_)]
+    assert (first != second).nnz == 0
+    with pytest.raises(ValueError, match="digit folding"):
+        build_tfidf(word_digits="round")
+
+
 def test_multilingual_stopwords_and_stemming_work_offline():
     tokens = WordTokenizer(("fr", "en", "de"), "fr")("le chapeau and the hut und der hosen")
     assert "le" not in tokens and "the" not in tokens and "der" not in tokens

@@ -37,6 +37,14 @@ TAG = re.compile(r"<[^>]+>")
 # Numbers with their units or separators stay one token: 18/100, 24x32, 3.7v, 500ml.
 TOKEN = re.compile(r"\d+(?:[.,/x-]\d+)*[a-z]{0,3}|[a-z]+")
 STEM_LANGUAGES = {"fr": "french", "en": "english", "de": "german"}
+# Digit folding (build_tfidf's word_digits and char_digits): "zero" maps every digit to 0, so
+# "30cm" and "50cm" share their n-grams ("00cm"); "split_zero" first cuts between digits and
+# letters ("30cm" -> "00 cm"). Sizes and quantities are many and sparse, units and the shape
+# of a number carry the signal: on the seeded 80/20 split of designations.csv, folding the
+# word and lowercased char views lifted weighted and macro F1 by about 0.3 points.
+DIGIT = re.compile(r"\d")
+DIGIT_LETTER = re.compile(r"(?<=\d)(?=[^\W\d_])|(?<=[^\W\d_])(?=\d)")
+DIGIT_FOLDINGS = (None, "zero", "split_zero")
 FAST_ANALYZERS = ("char", "char_wb")
 # From this many documents, a char_wb view looks up each distinct word's n-grams once.
 DISTINCT_WORDS_FROM = 16
@@ -62,6 +70,30 @@ def fold_text(text: str) -> str:
 def clean_text(text: str) -> str:
     """Unescape HTML, strip tags, normalise unicode, fold accents and case."""
     return fold_text(text).lower()
+
+
+def fold_digits(text: str, digits: str | None) -> str:
+    """The text with its digits folded as `digits` says (see DIGIT_FOLDINGS); None: as is."""
+    if digits is None:
+        return text
+    if digits not in DIGIT_FOLDINGS:
+        raise ValueError(f"unknown digit folding {digits!r}; known: {DIGIT_FOLDINGS}")
+    if digits == "split_zero":
+        text = DIGIT_LETTER.sub(" ", text)
+    return DIGIT.sub("0", text)
+
+
+class DigitFolding:
+    """A char view's preprocessor: the document lowercased (or not) and its digits folded.
+
+    It replaces sklearn's own preprocessor, so it lowercases in its place."""
+
+    def __init__(self, digits: str | None = "zero", lowercase: bool = True):
+        self.digits = digits
+        self.lowercase = lowercase
+
+    def __call__(self, document: str) -> str:
+        return fold_digits(document.lower() if self.lowercase else document, self.digits)
 
 
 class _CombiningMarks(dict):
@@ -128,15 +160,24 @@ class ProductTextCleaner(BaseEstimator, TransformerMixin):
 
 
 class WordTokenizer:
-    """Tokens of a cleaned document: words and numbers-with-units, minus stopwords, stemmed."""
+    """Tokens of a cleaned document: words and numbers-with-units, minus stopwords, stemmed;
+    with digits, its digits folded first (see DIGIT_FOLDINGS)."""
 
-    def __init__(self, stopword_languages: tuple[str, ...] = (), stem_language: str | None = None):
+    digits: str | None = None  # tokenizers pickled before digit folding have none
+
+    def __init__(
+        self,
+        stopword_languages: tuple[str, ...] = (),
+        stem_language: str | None = None,
+        digits: str | None = None,
+    ):
         self.stopword_languages = tuple(stopword_languages)
         self.stem_language = stem_language
+        self.digits = digits
 
     def __call__(self, document: str) -> list[str]:
         stop = get_stopwords(self.stopword_languages) if self.stopword_languages else frozenset()
-        tokens = [t for t in TOKEN.findall(document) if t not in stop]
+        tokens = [t for t in TOKEN.findall(fold_digits(document, self.digits)) if t not in stop]
         if self.stem_language:
             stem = _stemmer(self.stem_language).stem
             tokens = [stem(t) for t in tokens]
@@ -372,20 +413,27 @@ def build_tfidf(
     char_min_df: int = 2,
     cased_ngrams: tuple[int, int] | None = None,
     cased_analyzer: str = "char_wb",
+    word_digits: str | None = None,
+    char_digits: str | None = None,
 ) -> FeatureUnion:
     """Word n-grams (tokens, optional stopwords and stemming) and character n-grams, side by
     side, both lowercased; with cased_ngrams, a third view of character n-grams that keeps
-    case (it needs the cleaner's lowercase=False to see any).
+    case (it needs the cleaner's lowercase=False to see any). word_digits and char_digits
+    fold the digits of the word and the lowercased char view (DIGIT_FOLDINGS); the cased
+    view keeps them, model numbers included.
 
     The character views read the cleaned text itself, punctuation included: it carries signal.
     """
     word = WordTfidfVectorizer(
         ngram_range=tuple(word_ngrams), min_df=word_min_df, sublinear_tf=True,
         max_features=max_word_features, token_pattern=None,
-        tokenizer=WordTokenizer(tuple(stopword_languages), stem_language),
+        tokenizer=WordTokenizer(tuple(stopword_languages), stem_language, word_digits),
     )  # fmt: skip
+    for digits in (word_digits, char_digits):
+        fold_digits("", digits)  # an unknown folding fails here, not at the first document
     views = [("word", word), ("char", _char_view(char_analyzer, char_ngrams, char_min_df,
-                                                  max_char_features, lowercase=True))]  # fmt: skip
+                                                  max_char_features, lowercase=True,
+                                                  digits=char_digits))]  # fmt: skip
     if cased_ngrams:
         views.append(("cased", _char_view(cased_analyzer, cased_ngrams, char_min_df,
                                           max_char_features, lowercase=False)))  # fmt: skip
@@ -400,9 +448,15 @@ def count_features(model: Pipeline | FeatureUnion) -> int:
 
 
 def _char_view(
-    analyzer: str, ngrams: tuple[int, int], min_df: int, max_features: int | None, lowercase: bool
+    analyzer: str,
+    ngrams: tuple[int, int],
+    min_df: int,
+    max_features: int | None,
+    lowercase: bool,
+    digits: str | None = None,
 ) -> CharTfidfVectorizer:
     return CharTfidfVectorizer(
         analyzer=analyzer, ngram_range=tuple(ngrams), min_df=min_df, sublinear_tf=True,
         max_features=max_features, lowercase=lowercase,
+        preprocessor=DigitFolding(digits, lowercase) if digits else None,
     )  # fmt: skip

@@ -223,12 +223,13 @@ class PredictionBatcher:
 
     Single predictions are coalesced into one call (up to max_items); batches run one per
     call. Calls of single predictions run on the event loop: handing each to a thread and
-    back cost more than the call itself (with 2 workers at concurrency 16, 2,850 req/s
-    against 3,300 inline). Such a call is bounded (max_items items, a quarter of the request
-    budget: 30 ms at most, for 50,000 characters), so the loop is never held for long;
-    batches, up to the whole budget, run in a thread. Each lane makes one call at a time, so a worker holds at most one batch's worth
-    of model memory (which the request budget bounds) plus one call of single predictions,
-    and a flood of batches never makes a single prediction wait for them. A full queue, or a
+    back cost more than the call itself (2 workers at concurrency 16, gathering on: about
+    2,850 req/s through a thread, 3,300 inline). Such a call is bounded (max_items items, a
+    quarter of the request budget: 30 ms at most, for 50,000 characters), so the loop is
+    never held for long; batches, up to the whole budget, run in a thread. Each lane makes
+    one call at a time, so a worker holds at most one batch's worth of model memory (which
+    the request budget bounds) plus one call of single predictions, and a flood of batches
+    never makes a single prediction wait for them. A full queue, or a
     wait longer than predict_timeout_seconds, is a 503. Each request keeps the model it
     arrived with, so requests in flight during a swap finish on the old model.
     """

@@ -7,7 +7,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
 from prodcat.training.compact import CalibratedLinearEnsemble, compact_calibrated, compact_pipeline
-from prodcat.training.features import CharTfidfVectorizer
+from prodcat.training.features import CharTfidfVectorizer, DigitFolding
 from prodcat.training.search import build_pipeline, make_estimator
 
 from .test_features_and_training import tiny_catalogue
@@ -27,11 +27,12 @@ UNSEEN = [*TRAIN, "", "a", "  ", "x" * 300, "robe\ud800 coton", "🎲", "zzz qqq
 @pytest.mark.parametrize("min_df", [1, 2])
 @pytest.mark.parametrize("analyzer", ["char", "char_wb"])
 @pytest.mark.parametrize("lowercase", [True, False])
-def test_char_vectorizer_gives_sklearns_matrix(ngrams, min_df, analyzer, lowercase):
-    ours = CharTfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, min_df=min_df,
-                               sublinear_tf=True, lowercase=lowercase)  # fmt: skip
-    theirs = TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, min_df=min_df,
-                             sublinear_tf=True, lowercase=lowercase)  # fmt: skip
+@pytest.mark.parametrize("digits", [None, "zero"])
+def test_char_vectorizer_gives_sklearns_matrix(ngrams, min_df, analyzer, lowercase, digits):
+    folding = DigitFolding(digits, lowercase) if digits else None
+    options = dict(analyzer=analyzer, ngram_range=ngrams, min_df=min_df, sublinear_tf=True,
+                   lowercase=lowercase, preprocessor=folding)  # fmt: skip
+    ours, theirs = CharTfidfVectorizer(**options), TfidfVectorizer(**options)
     assert (ours.fit_transform(TRAIN) != theirs.fit_transform(TRAIN)).nnz == 0
     ours_matrix, their_matrix = ours.transform(UNSEEN), theirs.transform(UNSEEN)
     assert ours_matrix.shape == their_matrix.shape

@@ -88,7 +88,7 @@ def test_a_batch_larger_than_a_model_call_is_explained_in_the_items_order(
     assert len(docs) > 2 * model_store.PREDICT_ROWS  # three model calls
     marked = [i % 97 == 0 for i in range(len(docs))]
     probabilities, explanations = loaded.predict_and_explain(docs, marked, 3)
-    assert np.array_equal(probabilities, loaded.predict_documents(docs))
+    assert np.array_equal(probabilities, loaded.after_cleaning.predict_proba(docs))
     assert [e is not None for e in explanations] == marked
     for i in np.flatnonzero(marked):
         assert explanations[i]["category_code"] == model.classes_[probabilities[i].argmax()]

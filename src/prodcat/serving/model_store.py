@@ -97,6 +97,7 @@ class LoadedModel:
 
     @cached_property
     def classifier(self) -> Any:
+        """The model's last step, which turns features into class probabilities."""
         return self.model.steps[-1][1]
 
     @cached_property
@@ -107,7 +108,7 @@ class LoadedModel:
     @cached_property
     def linear_weights(self) -> LinearWeights:
         """The coefficients explanations read; NotExplainable for a non-linear model."""
-        return find_linear_weights(self.model.steps[-1][1])
+        return find_linear_weights(self.classifier)
 
     def check_explainable(self) -> None:
         """NotExplainable unless the model can explain (checked before a request queues)."""

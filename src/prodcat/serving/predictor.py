@@ -23,6 +23,9 @@ EXPLAINED_NGRAMS = 10  # n-grams listed per explanation, and per runner-up
 # they join this call instead of the next. 16 connections on 2 workers: 7 items per call
 # instead of 4 (benchmarks/api_load.py).
 GATHER_SECONDS = 0.001
+# A call of single predictions this long or longer goes to a thread like a batch: on the loop
+# it would hold every other request, and the deadlines, for milliseconds (about 2.5 ms here).
+INLINE_CALL_CHARS = 4000
 # The prediction log's door (PredictionLogWriter.log): model version, items, their results.
 Sink = Callable[[str, list[PredictRequest], list[dict]], None]
 
@@ -109,8 +112,9 @@ class Lane:
     up to max_items jobs and max_chars characters, so a busy server spreads the model's
     fixed cost per call over many requests and a lone request goes straight through.
 
-    An inline lane calls the model on the event loop, and gathers for GATHER_SECONDS before
-    a call when the previous one took several jobs; other lanes call it in a thread.
+    An inline lane calls the model on the event loop for calls under INLINE_CALL_CHARS, and
+    right after a call that took several jobs, gathers for GATHER_SECONDS before the next;
+    other lanes, and longer calls, run in a thread.
     """
 
     def __init__(
@@ -161,11 +165,12 @@ class Lane:
         previous = 0  # jobs in the previous call: more than one means concurrent clients
         while True:
             await self._ready.wait()
-            if self.inline and previous > 1:
+            if self.inline and previous > 1 and len(self.jobs) < self.max_items:
                 await asyncio.sleep(GATHER_SECONDS)
             jobs = self._next_jobs()
             if not jobs:
                 self._ready.clear()
+                previous = 0  # idle: the next lone request goes straight through
                 continue
             previous = len(jobs)
             await self._run_jobs(jobs)
@@ -196,7 +201,7 @@ class Lane:
         explain = [j.explain for j in group for _ in j.docs] if explained else None
         self.running = group
         try:
-            if self.inline:
+            if self.inline and sum(map(len, docs)) < INLINE_CALL_CHARS:
                 results = predict_items(loaded, docs, items, ks, self.sink, explain)
             else:
                 results = await asyncio.to_thread(
@@ -222,11 +227,12 @@ class PredictionBatcher:
     """Every model call of a worker, from two lanes that run side by side.
 
     Single predictions are coalesced into one call (up to max_items); batches run one per
-    call. Calls of single predictions run on the event loop: handing each to a thread and
-    back cost more than the call itself (2 workers at concurrency 16, gathering on: about
-    2,850 req/s through a thread, 3,300 inline). Such a call is bounded (max_items items, a
-    quarter of the request budget: 30 ms at most, for 50,000 characters), so the loop is
-    never held for long; batches, up to the whole budget, run in a thread. Each lane makes
+    call. Short calls of single predictions run on the event loop: handing each to a thread
+    and back cost more than the call itself (2 workers at concurrency 16, gathering on: about
+    2,850 req/s through a thread, 3,300 inline). Longer ones, and batches, run in a thread,
+    so the loop is never held for more than a few milliseconds; a single prediction's
+    deadline is checked when the loop is free, so one that expires during such a call is
+    answered by it. Each lane makes
     one call at a time, so a worker holds at most one batch's worth of model memory (which
     the request budget bounds) plus one call of single predictions, and a flood of batches
     never makes a single prediction wait for them. A full queue, or a
@@ -240,7 +246,9 @@ class PredictionBatcher:
         # A quarter of the budget per call of single predictions (64 real titles make about
         # 9,000 characters; one item at most 12,006), so that a worker running both lanes
         # at once stays near one worst request's memory.
-        self.singles = Lane(api.queue_size, max_items, api.max_request_chars // 4, sink, True)
+        self.singles = Lane(
+            api.queue_size, max_items, api.max_request_chars // 4, sink, inline=True
+        )
         self.batches = Lane(api.batch_queue_size, 1, api.max_request_chars, sink)
 
     def lane(self, items: int) -> Lane:

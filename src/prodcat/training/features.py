@@ -72,12 +72,16 @@ def clean_text(text: str) -> str:
     return fold_text(text).lower()
 
 
+def check_digit_folding(digits: str | None) -> None:
+    """ValueError unless digits is one of DIGIT_FOLDINGS."""
+    if digits not in DIGIT_FOLDINGS:
+        raise ValueError(f"unknown digit folding {digits!r}; known: {DIGIT_FOLDINGS}")
+
+
 def fold_digits(text: str, digits: str | None) -> str:
     """The text with its digits folded as `digits` says (see DIGIT_FOLDINGS); None: as is."""
     if digits is None:
         return text
-    if digits not in DIGIT_FOLDINGS:
-        raise ValueError(f"unknown digit folding {digits!r}; known: {DIGIT_FOLDINGS}")
     if digits == "split_zero":
         text = DIGIT_LETTER.sub(" ", text)
     return DIGIT.sub("0", text)
@@ -89,6 +93,7 @@ class DigitFolding:
     It replaces sklearn's own preprocessor, so it lowercases in its place."""
 
     def __init__(self, digits: str | None = "zero", lowercase: bool = True):
+        check_digit_folding(digits)
         self.digits = digits
         self.lowercase = lowercase
 
@@ -173,6 +178,7 @@ class WordTokenizer:
     ):
         self.stopword_languages = tuple(stopword_languages)
         self.stem_language = stem_language
+        check_digit_folding(digits)
         self.digits = digits
 
     def __call__(self, document: str) -> list[str]:
@@ -375,8 +381,8 @@ class TextViews(FeatureUnion, auto_wrap_output_keys=None):
     """A FeatureUnion whose transform runs its views in turn, without joblib.
 
     On a single row, FeatureUnion's Parallel machinery cost as much as the two views it runs,
-    and sklearn's set_output wrapper (never used: features stay sparse) a tenth of it.
-    Fitting is FeatureUnion's own.
+    and sklearn's set_output wrapper a tenth of it: features stay sparse, so TextViews has no
+    set_output (nor does a Pipeline holding it). Fitting is FeatureUnion's own.
     """
 
     def transform(self, X, **params):
@@ -430,7 +436,7 @@ def build_tfidf(
         tokenizer=WordTokenizer(tuple(stopword_languages), stem_language, word_digits),
     )  # fmt: skip
     for digits in (word_digits, char_digits):
-        fold_digits("", digits)  # an unknown folding fails here, not at the first document
+        check_digit_folding(digits)  # here, not at the first document
     views = [("word", word), ("char", _char_view(char_analyzer, char_ngrams, char_min_df,
                                                   max_char_features, lowercase=True,
                                                   digits=char_digits))]  # fmt: skip

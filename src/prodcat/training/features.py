@@ -24,12 +24,11 @@ from sklearn.utils.sparsefuncs_fast import (
 
 from prodcat.training.vocabulary import (
     CODEPOINTS,
-    MIX,
-    PRIME,
     PYTHON_HASH,
     NGramIndex,
     encode_codepoints,
     hash_windows,
+    iter_window_hashes,
     python_hash_keys,
 )
 
@@ -357,15 +356,10 @@ class CharTfidfVectorizer(_IndexedVocabulary, TfidfVectorizer):
         owner = np.repeat(np.arange(len(segments), dtype=np.int64), lengths)
         keys, owners = [np.zeros(0, dtype=np.uint64)], [np.zeros(0, dtype=np.int64)]
         low, high = self.ngram_range
-        hashes = codes  # the windows of n code points, n = 1 here (unsalted)
-        for n in range(1, min(high, len(codes)) + 1):
-            with np.errstate(over="ignore"):  # as hash_windows computes them, a step at a time
-                if n > 1:
-                    hashes = hashes[:-1] * PRIME + codes[n - 1 :]
-                salt = np.uint64(n) * MIX
+        for n, hashes in iter_window_hashes(codes, min(high, len(codes))):
             if n >= low:
                 same_segment = owner[: len(hashes)] == owner[n - 1 :]
-                keys.append(hashes[same_segment] ^ salt)
+                keys.append(hashes[same_segment])
                 owners.append(owner[: len(hashes)][same_segment])
         if self.analyzer == "char_wb":  # sklearn counts a word shorter than low once, whole
             starts = np.r_[0, np.cumsum(lengths)[:-1]]
@@ -435,8 +429,6 @@ def build_tfidf(
         max_features=max_word_features, token_pattern=None,
         tokenizer=WordTokenizer(tuple(stopword_languages), stem_language, word_digits),
     )  # fmt: skip
-    for digits in (word_digits, char_digits):
-        check_digit_folding(digits)  # here, not at the first document
     views = [("word", word), ("char", _char_view(char_analyzer, char_ngrams, char_min_df,
                                                   max_char_features, lowercase=True,
                                                   digits=char_digits))]  # fmt: skip
@@ -464,5 +456,5 @@ def _char_view(
     return CharTfidfVectorizer(
         analyzer=analyzer, ngram_range=tuple(ngrams), min_df=min_df, sublinear_tf=True,
         max_features=max_features, lowercase=lowercase,
-        preprocessor=DigitFolding(digits, lowercase) if digits else None,
+        preprocessor=None if digits is None else DigitFolding(digits, lowercase),
     )  # fmt: skip

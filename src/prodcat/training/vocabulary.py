@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import operator
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import pairwise
 
@@ -58,12 +59,19 @@ class TermList(Sequence[str]):
 
 def hash_windows(codes: np.ndarray, n: int) -> np.ndarray:
     """Salted polynomial hash (uint64) of every window of n code points: len(codes) - n + 1
-    values."""
-    hashes = codes.copy()
-    with np.errstate(over="ignore"):
-        for k in range(1, n):
-            hashes = hashes[:-1] * PRIME + codes[k:]
-        return hashes ^ (np.uint64(n) * MIX)
+    values (n >= 1)."""
+    return deque(iter_window_hashes(codes, n), maxlen=1)[0][1]  # the last, the others dropped
+
+
+def iter_window_hashes(codes: np.ndarray, high: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(n, hash_windows(codes, n)) for n = 1 to high, each built from the one before."""
+    hashes = codes
+    for n in range(1, high + 1):
+        with np.errstate(over="ignore"):
+            if n > 1:
+                hashes = hashes[:-1] * PRIME + codes[n - 1 :]
+            salted = hashes ^ (np.uint64(n) * MIX)
+        yield n, salted
 
 
 def encode_codepoints(text: str) -> np.ndarray:

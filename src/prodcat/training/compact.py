@@ -23,6 +23,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.pipeline import Pipeline
 
+from prodcat.training.calibration import SharedSigmoidCalibration
+
 log = logging.getLogger(__name__)
 CSC_FROM_ROWS = 64  # below this, converting (an index per feature column) costs more
 
@@ -178,8 +180,12 @@ def apply_temperature(pipeline: Pipeline, temperature: float) -> Pipeline:
     return pipeline
 
 
-def compact_calibrated(model: CalibratedClassifierCV) -> CalibratedLinearEnsemble | None:
-    """The stacked equivalent of a sigmoid-calibrated linear ensemble; None if not one."""
+def compact_calibrated(
+    model: CalibratedClassifierCV | SharedSigmoidCalibration,
+) -> CalibratedLinearEnsemble | None:
+    """The stacked equivalent of a sigmoid-calibrated linear model; None if not one."""
+    if isinstance(model, SharedSigmoidCalibration):
+        return compact_shared(model)
     members = getattr(model, "calibrated_classifiers_", None)
     classes = model.classes_ if members else None
     if not members or len(classes) < 3:
@@ -197,6 +203,25 @@ def compact_calibrated(model: CalibratedClassifierCV) -> CalibratedLinearEnsembl
         intercepts.append(np.broadcast_to(estimator.intercept_, len(classes)))
         slopes.append([c.a_ for c in member.calibrators])
         offsets.append([c.b_ for c in member.calibrators])
+    return stack_members(weights, intercepts, slopes, offsets, classes)
+
+
+def compact_shared(model: SharedSigmoidCalibration) -> CalibratedLinearEnsemble | None:
+    """A shared-sigmoid model as a one-member ensemble: every class gets the shared slope
+    and offset (negated: the ensemble computes sigmoid(-(a * m + b)) as sklearn's sigmoids
+    do), and the power becomes its temperature. None for two classes, or a non-linear one."""
+    estimator, classes = model.estimator_, model.classes_
+    if len(classes) < 3 or not hasattr(estimator, "coef_"):
+        return None
+    shared = [np.full(len(classes), -model.slope_)], [np.full(len(classes), -model.offset_)]
+    intercepts = [np.broadcast_to(estimator.intercept_, len(classes))]
+    ensemble = stack_members([estimator.coef_], intercepts, *shared, classes)
+    ensemble.temperature = 1.0 / model.power_
+    return ensemble
+
+
+def stack_members(weights, intercepts, slopes, offsets, classes) -> CalibratedLinearEnsemble:
+    """Members' (classes, features) weights, intercepts and sigmoids, stacked and quantized."""
     quantized, scale = quantize_weights(np.vstack(weights).T)
     return CalibratedLinearEnsemble(
         weights=quantized,

@@ -1,0 +1,79 @@
+"""Confidence that keeps the classifier's ranking: one sigmoid shared by every class.
+
+Per-class sigmoids (CalibratedClassifierCV) give each class its own map from margin to
+probability, so they can rank a row's classes differently from the margins. On the seeded
+80/20 split of designations.csv that cost the full profile's LinearSVC 0.0013 weighted and
+0.0007 macro F1 (0.8294/0.8139 against its margins' 0.8307/0.8146). One increasing map,
+p_k proportional to sigmoid(a * m_k + b) ** g, cannot re-rank, so F1 is the margins'; its
+three numbers are fitted by log-loss on out-of-fold margins. There, ECE was 0.0198.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import log_expit, log_softmax
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.model_selection import cross_val_predict
+
+log = logging.getLogger(__name__)
+
+
+class SharedSigmoidCalibration(ClassifierMixin, BaseEstimator):
+    """A linear classifier fitted on all rows, its margins made probabilities by one sigmoid
+    shared by all classes (fitted on `cv`-fold out-of-fold margins), raised to a power."""
+
+    def __init__(self, estimator=None, cv: int = 3):
+        self.estimator = estimator
+        self.cv = cv
+
+    def fit(self, X, y) -> SharedSigmoidCalibration:
+        """Out-of-fold margins for the sigmoid, then the classifier on every row."""
+        log.info("calibrating on %d-fold out-of-fold margins of %d rows", self.cv, X.shape[0])
+        margins = cross_val_predict(
+            clone(self.estimator), X, y, cv=self.cv, method="decision_function"
+        )
+        self.estimator_ = clone(self.estimator).fit(X, y)
+        self.classes_ = self.estimator_.classes_
+        self.slope_, self.offset_, self.power_ = fit_shared_sigmoid(
+            as_class_margins(margins), self.classes_, y
+        )
+        log.info("shared sigmoid: slope %.3f, offset %.3f, power %.3f",
+                 self.slope_, self.offset_, self.power_)  # fmt: skip
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        return self.estimator_.decision_function(X)
+
+    def predict_proba(self, X) -> np.ndarray:
+        margins = as_class_margins(self.decision_function(X))
+        return np.exp(shared_log_proba(margins, self.slope_, self.offset_, self.power_))
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def as_class_margins(margins: np.ndarray) -> np.ndarray:
+    """One column per class: a binary classifier's single margin m becomes (-m, m)."""
+    return np.column_stack([-margins, margins]) if margins.ndim == 1 else margins
+
+
+def shared_log_proba(margins: np.ndarray, slope: float, offset: float, power: float):
+    """log p, where p_k is proportional to sigmoid(slope * m_k + offset) ** power."""
+    return log_softmax(power * log_expit(slope * margins + offset), axis=1)
+
+
+def fit_shared_sigmoid(margins: np.ndarray, classes: np.ndarray, y) -> tuple[float, float, float]:
+    """(slope, offset, power) minimising the log-loss of shared_log_proba on these rows.
+    Slope and power are kept positive, so the map is increasing and keeps each row's ranking."""
+    truth = np.searchsorted(classes, np.asarray(y))
+    rows = np.arange(len(truth))
+
+    def log_loss(params: np.ndarray) -> float:
+        log_proba = shared_log_proba(margins, np.exp(params[0]), params[1], np.exp(params[2]))
+        return float(-log_proba[rows, truth].mean())
+
+    fitted = minimize(log_loss, x0=np.array([np.log(2.0), 0.0, 0.0]), method="Nelder-Mead")
+    return float(np.exp(fitted.x[0])), float(fitted.x[1]), float(np.exp(fitted.x[2]))

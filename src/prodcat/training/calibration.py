@@ -72,8 +72,16 @@ def fit_shared_sigmoid(margins: np.ndarray, classes: np.ndarray, y) -> tuple[flo
     rows = np.arange(len(truth))
 
     def log_loss(params: np.ndarray) -> float:
-        log_proba = shared_log_proba(margins, np.exp(params[0]), params[1], np.exp(params[2]))
-        return float(-log_proba[rows, truth].mean())
+        return float(-shared_log_proba(margins, *unpack_sigmoid(params))[rows, truth].mean())
 
-    fitted = minimize(log_loss, x0=np.array([np.log(2.0), 0.0, 0.0]), method="Nelder-Mead")
-    return float(np.exp(fitted.x[0])), float(fitted.x[1]), float(np.exp(fitted.x[2]))
+    # Where sigmoid(a * m + b) is small, p depends on a * g alone: the loss has a long valley
+    # along a * g. Searched over log(a * g), b and log g, L-BFGS-B reached the same minimum
+    # from every start tried; Nelder-Mead over (log a, b, log g) stopped short in it.
+    fitted = minimize(log_loss, x0=np.array([np.log(2.0), 0.0, 0.0]), method="L-BFGS-B")
+    return unpack_sigmoid(fitted.x)
+
+
+def unpack_sigmoid(params: np.ndarray) -> tuple[float, float, float]:
+    """(slope, offset, power) from the searched (log(slope * power), offset, log power)."""
+    power = float(np.exp(params[2]))
+    return float(np.exp(params[0])) / power, float(params[1]), power

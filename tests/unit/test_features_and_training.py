@@ -40,6 +40,31 @@ def test_digit_folding_shares_ngrams_across_sizes():
         build_tfidf(word_digits="round")
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"digits": "split_zero"},
+        {"digits": "zero"},
+        {"stopword_languages": ("fr", "en"), "stem_language": "fr"},
+    ],
+)
+def test_tokens_remembered_word_by_word_are_the_whole_documents(options):
+    import pickle
+
+    from ..models import real_text
+
+    text = real_text(60_000).lower()
+    docs = [text[i : i + 120] for i in range(0, len(text), 97)]
+    docs += ["30cm\u00a0x\u200950cm", "a2b\t3.7v\n500ml", "x²3 ①2 ٣٤cm", "18/100 24x32", ""]
+    tokenizer = WordTokenizer(**options)
+    for _ in range(2):  # the second time, every word from the cache
+        assert [tokenizer(d) for d in docs] == [tokenizer.tokenize(d) for d in docs]
+    assert len(tokenizer._word_tokens) > 100
+    restored = pickle.loads(pickle.dumps(tokenizer))
+    assert "_word_tokens" not in restored.__dict__ and restored(docs[0]) == tokenizer(docs[0])
+
+
 def test_multilingual_stopwords_and_stemming_work_offline():
     tokens = WordTokenizer(("fr", "en", "de"), "fr")("le chapeau and the hut und der hosen")
     assert "le" not in tokens and "the" not in tokens and "der" not in tokens

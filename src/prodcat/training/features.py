@@ -46,7 +46,8 @@ DIGIT_LETTER = re.compile(r"(?<=\d)(?=[^\W\d_])|(?<=[^\W\d_])(?=\d)")
 DIGIT_FOLDINGS = (None, "zero", "split_zero")
 FAST_ANALYZERS = ("char", "char_wb")
 # From this many documents, a char_wb view looks up each distinct word's n-grams once;
-# below, it keeps each word's columns across calls, for up to this many words per view.
+# below, it keeps each word's columns across calls, for up to this many words per view (and
+# the word tokenizer each word's tokens), then starts again empty.
 DISTINCT_WORDS_FROM = 16
 WORD_CACHE_WORDS = 20_000
 
@@ -183,12 +184,31 @@ class WordTokenizer:
         self.digits = digits
 
     def __call__(self, document: str) -> list[str]:
+        # A token never spans white space, nor does digit folding act across it: the tokens
+        # of a document are those of its words in turn, and words recur from title to title.
+        cache = self.__dict__.setdefault("_word_tokens", {})
+        tokens: list[str] = []
+        for word in document.split():
+            found = cache.get(word)
+            if found is None:
+                found = self.tokenize(word)
+                if len(cache) >= WORD_CACHE_WORDS:
+                    cache.clear()
+                cache[word] = found
+            tokens += found
+        return tokens
+
+    def tokenize(self, text: str) -> list[str]:
+        """The tokens of a text, without the cache of words."""
         stop = get_stopwords(self.stopword_languages) if self.stopword_languages else frozenset()
-        tokens = [t for t in TOKEN.findall(fold_digits(document, self.digits)) if t not in stop]
+        tokens = [t for t in TOKEN.findall(fold_digits(text, self.digits)) if t not in stop]
         if self.stem_language:
             stem = _stemmer(self.stem_language).stem
             tokens = [stem(t) for t in tokens]
         return tokens
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_word_tokens"}
 
 
 def apply_tfidf(tfidf: TfidfTransformer, counts: sp.csr_matrix) -> sp.csr_matrix:
@@ -330,29 +350,32 @@ class CharTfidfVectorizer(_IndexedVocabulary, TfidfVectorizer):
         return state
 
     def _count_cached_words(self, docs: list[str]) -> sp.csr_matrix:
-        """char_wb on a few documents: each word's known columns come from a cache kept
-        across calls, since words recur from title to title; only the words it lacks are
-        hashed and looked up. A call of 7 titles read 4,888 n-grams, 1,184 of them distinct."""
-        cache = self.__dict__.setdefault("_word_cache", {})
+        """char_wb on a few documents, word by word, each word's columns from the cache."""
         words = [d.split() for d in docs]
-        columns_of, missing = {}, []
-        for word in {w for ws in words for w in ws}:
-            found = cache.get(word)
-            if found is None:
-                missing.append(word)
-            else:
-                columns_of[word] = found
-        if missing:
-            columns, bounds = self._columns_by_word(missing)
-            if len(cache) + len(missing) > WORD_CACHE_WORDS:
-                cache.clear()
-            for word, start, end in zip(missing, bounds[:-1], bounds[1:], strict=True):
-                columns_of[word] = cache[word] = columns[start:end]
+        distinct = list({w for ws in words for w in ws})
+        columns_of = dict(zip(distinct, self._columns_of_words(distinct), strict=True))
         pieces = [columns_of[w] for ws in words for w in ws]
         lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
         owners = np.repeat(np.repeat(np.arange(len(docs)), [len(ws) for ws in words]), lengths)
         columns = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
         return self._tally(columns, owners, len(docs))
+
+    def _columns_of_words(self, words: list[str]) -> list[np.ndarray]:
+        """The known columns of each word's char_wb n-grams. They come from a cache kept
+        across calls, since words recur from title to title; only the words it lacks are
+        hashed and looked up. A call of 7 titles read 4,888 n-grams, 1,184 of them distinct."""
+        cache = self.__dict__.setdefault("_word_cache", {})
+        found = [cache.get(w) for w in words]
+        missing = [w for w, columns in zip(words, found, strict=True) if columns is None]
+        if not missing:
+            return found
+        columns, bounds = self._columns_by_word(missing)
+        if len(cache) + len(missing) > WORD_CACHE_WORDS:
+            cache.clear()
+        computed = {}
+        for word, start, end in zip(missing, bounds[:-1], bounds[1:], strict=True):
+            computed[word] = cache[word] = columns[start:end]
+        return [computed[w] if f is None else f for w, f in zip(words, found, strict=True)]
 
     def _columns_by_word(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """The known columns of each word's char_wb n-grams, word after word, and where each
@@ -365,16 +388,20 @@ class CharTfidfVectorizer(_IndexedVocabulary, TfidfVectorizer):
         return columns[known][order], bounds
 
     def _count_word_ngrams(self, docs: list[str]) -> sp.csr_matrix:
-        """char_wb: the n-grams of each distinct word of the batch are hashed and looked up
-        once, then counted for every occurrence of the word. A document repeats its title,
-        and titles share words: about a sixth of the lookups for a 1,000-item batch."""
+        """char_wb: the n-grams of each distinct word of the batch are counted for every
+        occurrence of the word. A document repeats its title, and titles share words: about
+        a sixth of the lookups for a 1,000-item batch, fewer still for words in the cache."""
         word_ids: dict[str, int] = {}
         occurrences, sizes = [], np.zeros(len(docs), dtype=np.int64)
         for i, doc in enumerate(docs):
             words = doc.split()
             sizes[i] = len(words)
             occurrences += [word_ids.setdefault(w, len(word_ids)) for w in words]
-        word_columns, bounds = self._columns_by_word(list(word_ids))
+        per_word = self._columns_of_words(list(word_ids))
+        bounds = np.zeros(len(per_word) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, per_word), dtype=np.int64, count=len(per_word)),
+                  out=bounds[1:])  # fmt: skip
+        word_columns = np.concatenate(per_word) if per_word else np.zeros(0, dtype=np.int64)
         words = np.asarray(occurrences, dtype=np.int64)
         lengths = bounds[words + 1] - bounds[words]
         firsts = np.repeat(bounds[words] - (np.cumsum(lengths) - lengths), lengths)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Callable
 from functools import lru_cache
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -450,6 +452,70 @@ class TextViews(FeatureUnion, auto_wrap_output_keys=None):
         return self._hstack(blocks) if blocks else np.zeros((len(X), 0))
 
 
+class TextShape(BaseEstimator, TransformerMixin):
+    """The shape of each document, one-hot: bins of its length in characters and in words, of
+    its shares of capitals and of digits, and whether it has brackets, a spaced dash, a
+    capital first, a word of 4 or more capitals. Categories differ in how their titles are
+    written (a used book's, a new one's); n-grams do not see it. Every value is `weight`.
+    """
+
+    def __init__(self, weight: float = 0.3):
+        self.weight = weight
+
+    def fit(self, X, y=None) -> TextShape:
+        return self
+
+    def transform(self, X) -> sp.csr_matrix:
+        """One entry per shape per document, in the bins' columns."""
+        docs = list(X)
+        offsets = np.cumsum([0] + [len(edges) + 1 for _, _, edges in SHAPES])
+        columns = np.column_stack([
+            offset + np.digitize([measure(d) for d in docs], edges)
+            for offset, (_, measure, edges) in zip(offsets, SHAPES, strict=False)
+        ]) if docs else np.zeros((0, len(SHAPES)), dtype=np.int64)  # fmt: skip
+        data = np.full(columns.size, self.weight, dtype=np.float64)
+        indptr = np.arange(0, columns.size + 1, len(SHAPES))
+        return sp.csr_matrix((data, columns.ravel(), indptr), shape=(len(docs), offsets[-1]))
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Each bin as a reader sees it: "characters 143-180", "brackets: yes"."""
+        names = []
+        for name, _, edges in SHAPES:
+            if list(edges) == [0.5]:
+                names += [f"{name}: no", f"{name}: yes"]
+                continue
+            shown = [f"{e:g}" for e in edges]
+            names += [f"{name} < {shown[0]}"]
+            names += [f"{name} {a}-{b}" for a, b in pairwise(shown)]
+            names += [f"{name} >= {shown[-1]}"]
+        return np.asarray(names, dtype=object)
+
+
+def _share(pattern: re.Pattern) -> Callable[[str], float]:
+    return lambda doc: len(pattern.findall(doc)) / max(len(doc), 1)
+
+
+CAPITAL, CAPITALS_WORD, BRACKET = (
+    re.compile(r"[A-Z]"),
+    re.compile(r"\b[A-Z]{4,}\b"),
+    re.compile(r"[\[(]"),
+)
+# (name, measure of a cleaned document, bin edges). A document repeats its title (the
+# profiles' title_weight 2), so its length and word edges are twice a title's, plus the
+# separator. On the seeded split these bins, weight 0.3, lifted LinearSVC's weighted and
+# macro F1 by about 0.3 points, on the test rows and in 3-fold CV alike.
+SHAPES: list[tuple[str, Callable[[str], float], tuple[float, ...]]] = [
+    ("characters", len, tuple(int(e) for e in np.round(2 * np.exp(np.linspace(1.5, 6, 12)) + 3))),
+    ("words", lambda doc: len(doc.split()), (3, 5, 7, 9, 13, 17, 23, 31, 41, 61)),
+    ("capitals share", _share(CAPITAL), (0.02, 0.05, 0.1, 0.2, 0.4, 0.7)),
+    ("digits share", _share(DIGIT), (0.001, 0.03, 0.08, 0.15, 0.3)),
+    ("brackets", lambda doc: BRACKET.search(doc) is not None, (0.5,)),
+    ("spaced dash", lambda doc: " - " in doc, (0.5,)),
+    ("capital first", lambda doc: doc[:1].isascii() and doc[:1].isupper(), (0.5,)),
+    ("word in capitals", lambda doc: CAPITALS_WORD.search(doc) is not None, (0.5,)),
+]
+
+
 def _columns(X) -> tuple[list[str], list[str]]:
     if isinstance(X, pd.DataFrame):
         titles = X["title"].fillna("").astype(str).tolist()
@@ -476,12 +542,14 @@ def build_tfidf(
     cased_analyzer: str = "char_wb",
     word_digits: str | None = None,
     char_digits: str | None = None,
+    shape_weight: float | None = None,
 ) -> FeatureUnion:
     """Word n-grams (tokens, optional stopwords and stemming) and character n-grams, side by
     side, both lowercased; with cased_ngrams, a third view of character n-grams that keeps
     case (it needs the cleaner's lowercase=False to see any). word_digits and char_digits
     fold the digits of the word and the lowercased char view (DIGIT_FOLDINGS); the cased
-    view keeps them, model numbers included.
+    view keeps them, model numbers included. With shape_weight, a last view: the
+    documents' TextShape.
 
     The character views read the cleaned text itself, punctuation included: it carries signal.
     """
@@ -496,6 +564,8 @@ def build_tfidf(
     if cased_ngrams:
         views.append(("cased", _char_view(cased_analyzer, cased_ngrams, char_min_df,
                                           max_char_features, lowercase=False)))  # fmt: skip
+    if shape_weight:
+        views.append(("shape", TextShape(shape_weight)))
     return TextViews(views)
 
 

@@ -19,10 +19,10 @@ TFIDF = {"char_analyzer": "char_wb", "char_ngrams": (2, 4), "char_min_df": 1,
 DOCS = ["Jeu console manette 3", "piscine pompe eau", "livre roman", "unknown words only"]
 
 
-def fitted(name: str):
+def fitted(name: str, tfidf: dict = TFIDF):
     X, y = tiny_catalogue()
     X = X.assign(title=X["title"].str.title())
-    pipeline = build_pipeline(make_estimator(name), {"lowercase": False}, TFIDF).fit(X, y)
+    pipeline = build_pipeline(make_estimator(name), {"lowercase": False}, tfidf).fit(X, y)
     return apply_temperature(compact_pipeline(pipeline), 0.7)
 
 
@@ -58,6 +58,22 @@ def test_contributions_sum_to_the_margin_of_the_predicted_class(name):
         assert sizes == sorted(sizes, reverse=True)
     assert explained[0]["category_code"] == "40"
     assert {f["view"] for f in explained[0]["features"]} <= {"word", "char", "cased"}
+
+
+def test_the_shape_views_bins_are_explained_and_add_up_to_the_margin():
+    model = fitted("linear_svc", {**TFIDF, "shape_weight": 3.0})  # large: it must show
+    after = model[1:]
+    names = find_feature_names(after)
+    assert names[-1][0] == "shape" and "brackets: no" in list(names[-1][1])
+    docs = model[0].transform(pd.DataFrame({"title": DOCS, "description": ""})).tolist()
+    explained = explain_documents(after, names, docs, top=50)
+    margins, classes = member_margins(model, docs), list(model.classes_)
+    for i, e in enumerate(explained):
+        listed = sum(f["contribution"] for f in e["features"])
+        assert e["intercept"] + listed + e["other_features"] == pytest.approx(e["margin"], abs=1e-5)
+        assert e["margin"] == pytest.approx(margins[i, classes.index(e["category_code"])], abs=1e-4)
+    shown = [f["ngram"] for e in explained for f in e["features"] if f["view"] == "shape"]
+    assert "word in capitals: no" in shown and len(shown) >= 8 * len(DOCS) // 2
 
 
 def test_the_top_ngrams_are_those_of_the_document():

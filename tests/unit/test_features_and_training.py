@@ -2,7 +2,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prodcat.training.features import ProductTextCleaner, WordTokenizer, build_tfidf, clean_text
+from prodcat.training.features import (
+    ProductTextCleaner,
+    TextShape,
+    WordTokenizer,
+    build_tfidf,
+    clean_text,
+)
 from prodcat.training.gate import decide
 from prodcat.training.search import (
     EncodedXGBClassifier,
@@ -63,6 +69,28 @@ def test_tokens_remembered_word_by_word_are_the_whole_documents(options):
     assert len(tokenizer._word_tokens) > 100
     restored = pickle.loads(pickle.dumps(tokenizer))
     assert "_word_tokens" not in restored.__dict__ and restored(docs[0]) == tokenizer(docs[0])
+
+
+def test_the_shape_view_puts_each_document_in_one_bin_per_shape():
+    shape = TextShape(0.3)
+    doc = "Robe ROUGE (taille 38) - coton . Robe ROUGE (taille 38) - coton"
+    matrix = shape.fit([doc]).transform([doc, "livre", ""])
+    names = shape.get_feature_names_out()
+    assert matrix.shape == (3, len(names)) and (matrix.data == 0.3).all()
+    # 63 characters, 15 words, 12 capitals (0.19), 4 digits (0.063).
+    assert [names[i] for i in matrix[0].indices] == [
+        "characters 49-72", "words 13-17", "capitals share 0.1-0.2", "digits share 0.03-0.08",
+        "brackets: yes", "spaced dash: yes", "capital first: yes",
+        "word in capitals: yes"]  # fmt: skip
+    assert [names[i] for i in matrix[1].indices] == [
+        "characters < 12", "words < 3", "capitals share < 0.02", "digits share < 0.001",
+        "brackets: no", "spaced dash: no", "capital first: no", "word in capitals: no"]  # fmt: skip
+    assert (matrix[2] != matrix[1]).nnz == 0
+    assert shape.transform([]).shape == (0, len(names))
+    union = build_tfidf(char_ngrams=(2, 3), char_min_df=1, shape_weight=0.3).fit([doc, "livre"])
+    assert [name for name, _ in union.transformer_list][-1] == "shape"
+    assert union.transform([doc]).shape[1] == sum(len(v.get_feature_names_out())
+                                                  for _, v in union.transformer_list)  # fmt: skip
 
 
 def test_multilingual_stopwords_and_stemming_work_offline():

@@ -462,6 +462,11 @@ class TextShape(BaseEstimator, TransformerMixin):
     def __init__(self, weight: float = 0.3):
         self.weight = weight
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False  # stateless: the bins are fixed
+        return tags
+
     def fit(self, X, y=None) -> TextShape:
         return self
 

@@ -90,14 +90,15 @@ def test_calibration_rows_are_held_out_of_the_streamed_fit_and_bounded():
     assert len(split_calibration_rows(small)[1]) == 1_000  # a tenth below the bound
 
 
-def test_the_streamed_refit_learns_from_every_row_not_only_the_search_sample():
+@pytest.mark.parametrize("profile", ["fast", "winner"])  # the winner's views include the shape
+def test_the_streamed_refit_learns_from_every_row_not_only_the_search_sample(profile):
     X, y = catalogue({"10": 1500, "40": 1500, "50": 1500, "60": 1500})
     in_sample = np.flatnonzero((y != "60").to_numpy())[:2000]  # no row of label 60
     outside = np.setdiff1d(np.arange(len(X)), in_sample)[0]
     X.loc[outside, "title"] += " zzonlyhere"
     search = SearchResult("linear_svc", {"C": 0.5, "class_weight": "balanced"}, 0.9)
     assert refit_mode(search, len(in_sample), len(X)) == "streamed"
-    model = refit_winner(X, y, search, "fast", in_sample)
+    model = refit_winner(X, y, search, profile, in_sample)
     words = model.named_steps["tfidf"].transformer_list[0][1].vocabulary_
     assert "zzonlyhere" not in words and "figurine" in words  # n-grams of the sample only
     assert isinstance(model.steps[-1][1], CalibratedLinearEnsemble)
@@ -141,6 +142,11 @@ def test_caps_bound_the_features_of_a_corpus_larger_than_them():
     assert count_features(capped) == 4500
     assert count_features(uncapped) > 5 * count_features(capped)
     assert capped.transform(random_titles(10, seed=1)).shape[1] == 4500
+    shaped = build_tfidf(char_ngrams=(2, 4), cased_ngrams=(2, 3), char_min_df=1,
+                         max_word_features=500, max_char_features=2000,
+                         shape_weight=0.3).fit(docs)  # fmt: skip
+    bins = shaped.transform(random_titles(10, seed=1)).shape[1] - 4500
+    assert bins > 20 and count_features(shaped) == 4500 + bins
 
 
 def test_every_profile_caps_its_vocabulary():

@@ -575,10 +575,16 @@ def build_tfidf(
 
 
 def count_features(model: Pipeline | FeatureUnion) -> int:
-    """Columns of a fitted model's TF-IDF step (or of the union itself): its views' n-grams."""
+    """Columns of a fitted model's TF-IDF step (or of the union itself): its views' n-grams and
+    the shape view's bins."""
     if isinstance(model, Pipeline):
         model = model.named_steps["tfidf"]
-    return sum(len(view.vocabulary_) for _, view in model.transformer_list if view != "drop")
+    return sum(_count_columns(view) for _, view in model.transformer_list if view != "drop")
+
+
+def _count_columns(view) -> int:
+    vocabulary = getattr(view, "vocabulary_", None)  # a view without one (the shape) names its bins
+    return len(view.get_feature_names_out()) if vocabulary is None else len(vocabulary)
 
 
 def _char_view(

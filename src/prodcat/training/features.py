@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Callable
 from functools import lru_cache
 from itertools import pairwise
@@ -473,14 +474,17 @@ class TextShape(BaseEstimator, TransformerMixin):
     def transform(self, X) -> sp.csr_matrix:
         """One entry per shape per document, in the bins' columns."""
         docs = list(X)
-        offsets = np.cumsum([0] + [len(edges) + 1 for _, _, edges in SHAPES])
-        columns = np.column_stack([
-            offset + np.digitize([measure(d) for d in docs], edges)
-            for offset, (_, measure, edges) in zip(offsets, SHAPES, strict=False)
-        ]) if docs else np.zeros((0, len(SHAPES)), dtype=np.int64)  # fmt: skip
-        data = np.full(columns.size, self.weight, dtype=np.float64)
-        indptr = np.arange(0, columns.size + 1, len(SHAPES))
-        return sp.csr_matrix((data, columns.ravel(), indptr), shape=(len(docs), offsets[-1]))
+        # Plain Python, not numpy per shape: a single title took 120 us the numpy way, its
+        # model call about 1.4 ms.
+        columns = [
+            offset + bisect_right(edges, measure(doc))
+            for doc in docs
+            for offset, (_, measure, edges) in zip(SHAPE_OFFSETS, SHAPES, strict=False)
+        ]
+        data = np.full(len(columns), self.weight, dtype=np.float64)
+        indptr = np.arange(0, len(columns) + 1, len(SHAPES))
+        return sp.csr_matrix((data, np.asarray(columns, dtype=np.int32), indptr),
+                             shape=(len(docs), SHAPE_OFFSETS[-1]))  # fmt: skip
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """Each bin as a reader sees it: "characters 143-180", "brackets: yes"."""
@@ -519,6 +523,8 @@ SHAPES: list[tuple[str, Callable[[str], float], tuple[float, ...]]] = [
     ("capital first", lambda doc: doc[:1].isascii() and doc[:1].isupper(), (0.5,)),
     ("word in capitals", lambda doc: CAPITALS_WORD.search(doc) is not None, (0.5,)),
 ]
+# Where each shape's bins start among the view's columns; the last is the view's width.
+SHAPE_OFFSETS = [int(o) for o in np.cumsum([0] + [len(edges) + 1 for _, _, edges in SHAPES])]
 
 
 def _columns(X) -> tuple[list[str], list[str]]:

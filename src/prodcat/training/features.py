@@ -453,7 +453,7 @@ class TextViews(FeatureUnion, auto_wrap_output_keys=None):
         return self._hstack(blocks) if blocks else np.zeros((len(X), 0))
 
 
-class TextShape(BaseEstimator, TransformerMixin):
+class TextShape(BaseEstimator, TransformerMixin, auto_wrap_output_keys=None):
     """The shape of each document, one-hot: bins of its length in characters and in words, of
     its shares of capitals and of digits, and whether it has brackets, a spaced dash, a
     capital first, a word of 4 or more capitals. Categories differ in how their titles are

@@ -84,3 +84,19 @@ def test_an_unknown_calibration_is_refused(monkeypatch):
     result = SearchResult("linear_svc", {"C": 0.5}, 0.8)
     with pytest.raises(ValueError, match="unknown calibration 'isotonic'"):
         fit_best(*real_rows(300, seed=6), result, "winner")
+
+
+def test_a_class_of_one_row_leaves_the_sigmoid_finite(caplog):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 3, size=(4, 5))
+    labels = np.array([0] * 100 + [1] * 100 + [2] * 100 + [3])  # class 3: a single row
+    X = centres[labels] + rng.normal(0, 1, size=(len(labels), 5))
+    model = SharedSigmoidCalibration(LinearSVC(C=0.5), cv=3).fit(X, labels)
+    # Its fold's model never saw class 3: the row's margin for it was the lowest float.
+    assert "1 rows left out of the sigmoid's fit" in caplog.text
+    assert np.isfinite([model.slope_, model.offset_, model.power_]).all()
+    assert model.slope_ > 0 and model.power_ > 0
+    assert (model.slope_, model.offset_, model.power_) != (2.0, 0.0, 1.0)  # it left its start
+    proba = model.predict_proba(X)
+    assert np.isfinite(proba).all() and np.allclose(proba.sum(axis=1), 1)
+    assert (model.predict(X) == labels).mean() > 0.9

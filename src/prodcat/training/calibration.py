@@ -37,22 +37,24 @@ class SharedSigmoidCalibration(ClassifierMixin, BaseEstimator):
         )
         self.estimator_ = clone(self.estimator).fit(X, y)
         self.classes_ = self.estimator_.classes_
-        self.slope_, self.offset_, self.power_ = fit_shared_sigmoid(
-            as_class_margins(margins), self.classes_, y
-        )
+        margins, y = drop_unseen_truths(as_class_margins(margins), self.classes_, np.asarray(y))
+        self.slope_, self.offset_, self.power_ = fit_shared_sigmoid(margins, self.classes_, y)
         log.info("shared sigmoid: slope %.3f, offset %.3f, power %.3f",
                  self.slope_, self.offset_, self.power_)  # fmt: skip
         return self
 
     def decision_function(self, X) -> np.ndarray:
+        """The classifier's own margins."""
         return self.estimator_.decision_function(X)
 
     def predict_proba(self, X) -> np.ndarray:
+        """The margins through the shared sigmoid, normalised per row."""
         margins = as_class_margins(self.decision_function(X))
         return np.exp(shared_log_proba(margins, self.slope_, self.offset_, self.power_))
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        """The class of the largest margin: the map is increasing, so also the likeliest."""
+        return self.classes_[np.argmax(as_class_margins(self.decision_function(X)), axis=1)]
 
 
 def as_class_margins(margins: np.ndarray) -> np.ndarray:
@@ -60,7 +62,21 @@ def as_class_margins(margins: np.ndarray) -> np.ndarray:
     return np.column_stack([-margins, margins]) if margins.ndim == 1 else margins
 
 
-def shared_log_proba(margins: np.ndarray, slope: float, offset: float, power: float):
+def drop_unseen_truths(
+    margins: np.ndarray, classes: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows whose own class their fold's model knew. A class absent from a fold's training
+    rows gets the lowest float as margin there (cross_val_predict), which no sigmoid can
+    turn into a probability: a class with a single row would make the loss infinite."""
+    truth = margins[np.arange(len(y)), np.searchsorted(classes, y)]
+    known = truth > np.finfo(margins.dtype).min
+    if not known.all():
+        log.warning("%d rows left out of the sigmoid's fit: their class was missing from "
+                    "their fold's training rows", int((~known).sum()))  # fmt: skip
+    return margins[known], y[known]
+
+
+def shared_log_proba(margins: np.ndarray, slope: float, offset: float, power: float) -> np.ndarray:
     """log p, where p_k is proportional to sigmoid(slope * m_k + offset) ** power."""
     return log_softmax(power * log_expit(slope * margins + offset), axis=1)
 
@@ -77,7 +93,12 @@ def fit_shared_sigmoid(margins: np.ndarray, classes: np.ndarray, y) -> tuple[flo
     # Where sigmoid(a * m + b) is small, p depends on a * g alone: the loss has a long valley
     # along a * g. Searched over log(a * g), b and log g, L-BFGS-B reached the same minimum
     # from every start tried; Nelder-Mead over (log a, b, log g) stopped short in it.
-    fitted = minimize(log_loss, x0=np.array([np.log(2.0), 0.0, 0.0]), method="L-BFGS-B")
+    # Bounds keep exp() finite: slope * power up to e^5, power within e^-3..e^3 (the full
+    # profile's fit: 7.2 and 3.5).
+    fitted = minimize(log_loss, x0=np.array([np.log(2.0), 0.0, 0.0]), method="L-BFGS-B",
+                      bounds=[(-5.0, 5.0), (-20.0, 20.0), (-3.0, 3.0)])  # fmt: skip
+    if not (fitted.success and np.isfinite(fitted.fun)):
+        log.warning("the shared sigmoid's fit stopped short: %s", fitted.message)
     return unpack_sigmoid(fitted.x)
 
 

@@ -17,6 +17,7 @@ import logging
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 from scipy.optimize import minimize_scalar
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -220,7 +221,13 @@ def compact_shared(model: SharedSigmoidCalibration) -> CalibratedLinearEnsemble 
     return ensemble
 
 
-def stack_members(weights, intercepts, slopes, offsets, classes) -> CalibratedLinearEnsemble:
+def stack_members(
+    weights: list[ArrayLike],
+    intercepts: list[ArrayLike],
+    slopes: list[ArrayLike],
+    offsets: list[ArrayLike],
+    classes: ArrayLike,
+) -> CalibratedLinearEnsemble:
     """Members' (classes, features) weights, intercepts and sigmoids, stacked and quantized."""
     quantized, scale = quantize_weights(np.vstack(weights).T)
     return CalibratedLinearEnsemble(

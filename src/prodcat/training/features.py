@@ -12,7 +12,7 @@ import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable
 from functools import lru_cache
-from itertools import pairwise
+from itertools import accumulate, pairwise
 
 import numpy as np
 import pandas as pd
@@ -525,7 +525,7 @@ SHAPES: list[tuple[str, Callable[[str], float], tuple[float, ...]]] = [
     ("word in capitals", lambda doc: CAPITALS_WORD.search(doc) is not None, (0.5,)),
 ]
 # Where each shape's bins start among the view's columns; the last is the view's width.
-SHAPE_OFFSETS = [int(o) for o in np.cumsum([0] + [len(edges) + 1 for _, _, edges in SHAPES])]
+SHAPE_OFFSETS = list(accumulate((len(edges) + 1 for _, _, edges in SHAPES), initial=0))
 
 
 def _columns(X) -> tuple[list[str], list[str]]:

@@ -78,9 +78,12 @@ def check_token(
                             headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
 
 
+DEFAULT_TOP_K = 3
+
+
 async def get_top_k(
     request: Request,
-    top_k: int = Query(3, ge=1, description="How many categories to return"),
+    top_k: int = Query(DEFAULT_TOP_K, ge=1, description="How many categories to return"),
 ) -> int:
     """top_k, at most PRODCAT_API__MAX_TOP_K."""
     # The app's settings, read directly: one dependency less on the prediction hot path.

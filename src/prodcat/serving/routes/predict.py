@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from prodcat.serving.budget import Limits, check_batch_size, clean_items
-from prodcat.serving.deps import Explain, ModelDep, TopK
+from prodcat.serving.deps import (
+    DEFAULT_TOP_K,
+    Explain,
+    ModelDep,
+    TopK,
+    get_current_model,
+    get_top_k,
+)
 from prodcat.serving.model_store import LoadedModel
 from prodcat.serving.schemas import (
     BatchPredictRequest,
@@ -31,7 +45,61 @@ router = APIRouter(
 )
 
 
-@router.post("/", response_model=PredictResponse)
+class PlainPredictionRoute(APIRoute):
+    """POST /predict/, whose plain requests skip FastAPI's per-request machinery.
+
+    A request with a JSON body that validates and no query string is answered by the endpoint
+    called directly: the same function, the same answer. FastAPI's parsing of the body and
+    the query and its solving of the dependencies cost a sixth of a worker's time; without
+    them, two workers served 21% more requests a second at concurrency 16 (median of 6
+    interleaved rounds of benchmarks/api_ab.py: 3,048 against 2,534).
+
+    Anything else (a query, a body that does not validate, another content type, overridden
+    dependencies) takes FastAPI's path, which reads the body again from Starlette's cache
+    and answers as it always has, errors included.
+    """
+
+    PARAMETERS = ("body", "request", "loaded", "top_k", "explain")
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+        if (
+            tuple(inspect.signature(self.endpoint).parameters) != self.PARAMETERS
+            or self.dependencies
+        ):
+            raise TypeError(f"{self.endpoint.__name__}: the plain path passes {self.PARAMETERS}")
+        body_type = self.body_field.field_info.annotation
+        overrides = getattr(self.dependency_overrides_provider, "dependency_overrides", {})
+
+        async def handle_plain(request: Request) -> Response:
+            if request.scope["query_string"] or overrides or not is_json(request):
+                return await handle(request)
+            try:
+                body = body_type.model_validate_json(await read_body(request))
+            except ValidationError:
+                return await handle(request)
+            loaded = await get_current_model(request)
+            top_k = await get_top_k(request, DEFAULT_TOP_K)
+            return await self.endpoint(body, request, loaded, top_k, False)
+
+        return handle_plain
+
+
+def is_json(request: Request) -> bool:
+    """Whether the request says its body is plain JSON (parameters send it FastAPI's way)."""
+    return request.headers.get("content-type") == "application/json"
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, or the 400 FastAPI gives when reading it fails (413s pass through)."""
+    try:
+        return await request.body()
+    except StarletteHTTPException:
+        raise
+    except Exception as error:
+        raise HTTPException(400, detail="There was an error parsing the body") from error
+
+
 async def predict(
     body: PredictRequest, request: Request, loaded: ModelDep, top_k: TopK, explain: Explain
 ) -> Response:
@@ -41,6 +109,10 @@ async def predict(
     docs = await clean_request(loaded, [body], request.app.state.limits, ("body",))
     results = await request.app.state.batcher.predict(loaded, docs, [body], [top_k], explain)
     return JSONResponse(results[0])
+
+
+router.add_api_route("/", predict, methods=["POST"], response_model=PredictResponse,
+                     route_class_override=PlainPredictionRoute)  # fmt: skip
 
 
 @router.post("/batch", response_model=BatchPredictResponse)

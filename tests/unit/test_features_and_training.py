@@ -8,6 +8,8 @@ from prodcat.training.features import (
     WordTokenizer,
     build_tfidf,
     clean_text,
+    count_capitals,
+    count_digits,
 )
 from prodcat.training.gate import decide
 from prodcat.training.search import (
@@ -91,6 +93,24 @@ def test_the_shape_view_puts_each_document_in_one_bin_per_shape():
     assert [name for name, _ in union.transformer_list][-1] == "shape"
     assert union.transform([doc]).shape[1] == sum(len(v.get_feature_names_out())
                                                   for _, v in union.transformer_list)  # fmt: skip
+
+
+def test_the_shape_counts_are_the_regex_definitions():
+    # The counts go through UTF-8 bytes; they must match what the regexes say, for any text.
+    import random
+    import re
+
+    # Fullwidth capitals and digits, Arabic-Indic and Bengali digits, superscripts, lone
+    # surrogates: none is [A-Z]; the digits are \d (the superscript is not).
+    texts = ["", "ABC abc", "ÀBCD é ÉCOLE", "\uff26ull \uff21\uff22\uff23\uff24 \uff11\uff12",
+             "\u0663 digits \u0664\u0665 12", "\ud800 lone AB12 \udfff", "x\u0660y\u09e6",
+             "ABCD", "abcd ABCDé", "ÆØÅ 1/2"]  # fmt: skip
+    alphabet = "aAbZ09 .-()[]éÉ\u0663\uff11\uff21\ud800\u00b2"
+    rng = random.Random(3)
+    texts += ["".join(rng.choices(alphabet, k=rng.randint(0, 30))) for _ in range(2000)]
+    for text in texts:
+        assert count_capitals(text) == len(re.findall(r"[A-Z]", text)), text
+        assert count_digits(text) == len(re.findall(r"\d", text)), text
 
 
 def test_multilingual_stopwords_and_stemming_work_offline():

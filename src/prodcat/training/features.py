@@ -12,7 +12,7 @@ import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable
 from functools import lru_cache
-from itertools import accumulate, pairwise
+from itertools import accumulate, chain, pairwise
 
 import numpy as np
 import pandas as pd
@@ -395,18 +395,18 @@ class CharTfidfVectorizer(_IndexedVocabulary, TfidfVectorizer):
         """char_wb: the n-grams of each distinct word of the batch are counted for every
         occurrence of the word. A document repeats its title, and titles share words: about
         a sixth of the lookups for a 1,000-item batch, fewer still for words in the cache."""
-        word_ids: dict[str, int] = {}
-        occurrences, sizes = [], np.zeros(len(docs), dtype=np.int64)
-        for i, doc in enumerate(docs):
-            words = doc.split()
-            sizes[i] = len(words)
-            occurrences += [word_ids.setdefault(w, len(word_ids)) for w in words]
-        per_word = self._columns_of_words(list(word_ids))
+        split = [doc.split() for doc in docs]
+        sizes = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
+        every = list(chain.from_iterable(split))
+        # Ids by first appearance, in C loops: a Python loop was a tenth of a batch's time.
+        distinct = list(dict.fromkeys(every))
+        word_ids = dict(zip(distinct, range(len(distinct)), strict=True))
+        words = np.fromiter(map(word_ids.__getitem__, every), dtype=np.int64, count=len(every))
+        per_word = self._columns_of_words(distinct)
         bounds = np.zeros(len(per_word) + 1, dtype=np.int64)
         np.cumsum(np.fromiter(map(len, per_word), dtype=np.int64, count=len(per_word)),
                   out=bounds[1:])  # fmt: skip
         word_columns = np.concatenate(per_word) if per_word else np.zeros(0, dtype=np.int64)
-        words = np.asarray(occurrences, dtype=np.int64)
         lengths = bounds[words + 1] - bounds[words]
         firsts = np.repeat(bounds[words] - (np.cumsum(lengths) - lengths), lengths)
         expanded = word_columns[firsts + np.arange(int(lengths.sum()))]
@@ -501,12 +501,29 @@ class TextShape(BaseEstimator, TransformerMixin, auto_wrap_output_keys=None):
         return np.asarray(names, dtype=object)
 
 
-def _share(pattern: re.Pattern) -> Callable[[str], float]:
-    return lambda doc: len(pattern.findall(doc)) / max(len(doc), 1)
+def share(count: Callable[[str], int], doc: str) -> float:
+    """count(doc) per character of the document."""
+    return count(doc) / max(len(doc), 1)
 
 
-CAPITAL, CAPITALS_WORD, BRACKET = (
-    re.compile(r"[A-Z]"),
+def count_capitals(doc: str) -> int:
+    """How many of [A-Z] the document has. Counted in its UTF-8 bytes, where each is one byte
+    and no other character holds that byte: three times faster than a regex's findall."""
+    encoded = doc.encode("utf-8", "surrogatepass")
+    return len(encoded) - len(encoded.translate(None, ASCII_CAPITALS))
+
+
+def count_digits(doc: str) -> int:
+    """How many characters of the document \\d matches: the ASCII ones in its bytes, as
+    count_capitals does, and other Unicode digits by regex when it has any non-ASCII."""
+    encoded = doc.encode("utf-8", "surrogatepass")
+    ascii_digits = len(encoded) - len(encoded.translate(None, ASCII_DIGITS))
+    return ascii_digits if doc.isascii() else ascii_digits + len(OTHER_DIGIT.findall(doc))
+
+
+ASCII_CAPITALS, ASCII_DIGITS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0123456789"
+OTHER_DIGIT, CAPITALS_WORD, BRACKET = (
+    re.compile(r"(?![0-9])\d"),
     re.compile(r"\b[A-Z]{4,}\b"),
     re.compile(r"[\[(]"),
 )
@@ -517,8 +534,8 @@ CAPITAL, CAPITALS_WORD, BRACKET = (
 SHAPES: list[tuple[str, Callable[[str], float], tuple[float, ...]]] = [
     ("characters", len, tuple(int(e) for e in np.round(2 * np.exp(np.linspace(1.5, 6, 12)) + 3))),
     ("words", lambda doc: len(doc.split()), (3, 5, 7, 9, 13, 17, 23, 31, 41, 61)),
-    ("capitals share", _share(CAPITAL), (0.02, 0.05, 0.1, 0.2, 0.4, 0.7)),
-    ("digits share", _share(DIGIT), (0.001, 0.03, 0.08, 0.15, 0.3)),
+    ("capitals share", lambda doc: share(count_capitals, doc), (0.02, 0.05, 0.1, 0.2, 0.4, 0.7)),
+    ("digits share", lambda doc: share(count_digits, doc), (0.001, 0.03, 0.08, 0.15, 0.3)),
     ("brackets", lambda doc: BRACKET.search(doc) is not None, (0.5,)),
     ("spaced dash", lambda doc: " - " in doc, (0.5,)),
     ("capital first", lambda doc: doc[:1].isascii() and doc[:1].isupper(), (0.5,)),

@@ -3,13 +3,17 @@ it takes skip FastAPI's dependency solving and get the answers FastAPI's path gi
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import fastapi.routing
 import pytest
+from fastapi import Depends, Request
 from fastapi.testclient import TestClient
 
 from prodcat.config import Settings
 from prodcat.serving.app import create_app
-from prodcat.serving.deps import get_current_model
+from prodcat.serving.deps import ModelDep, TopK, get_current_model
+from prodcat.serving.model_store import LoadedModel
 from prodcat.serving.routes.predict import PlainPredictionRoute
 
 JSON = {"Content-Type": "application/json"}
@@ -45,7 +49,7 @@ def test_a_plain_request_skips_dependency_solving_and_gets_fastapis_answer(clien
     same = client.post(FASTAPI_WAY, content=body, headers=JSON)
     assert solved == [FASTAPI_WAY]
     assert plain.status_code == same.status_code == 200
-    assert plain.json() == same.json()
+    assert plain.json() == same.json() and same_headers(plain, same)
 
 
 @pytest.mark.parametrize(
@@ -65,7 +69,11 @@ def test_a_body_the_plain_path_refuses_gets_fastapis_answer(client, solved, body
     # FastAPI refuses a body that is not JSON before it solves anything.
     assert solved == ([] if body.endswith(b'"ok"') else ["/predict/", FASTAPI_WAY])
     assert plain.status_code == same.status_code == status
-    assert plain.json() == same.json()
+    assert plain.json() == same.json() and same_headers(plain, same)
+
+
+def same_headers(one, other) -> bool:
+    return dict(one.headers) == dict(other.headers)
 
 
 def test_other_content_types_and_queries_go_fastapis_way(client, solved):
@@ -88,13 +96,34 @@ def test_the_plain_path_checks_top_k_against_the_limit_and_needs_a_model(
     assert missing.status_code == 503 and "champion" in missing.json()["detail"]
 
 
-def test_overridden_dependencies_are_honoured(client, small_model, solved):
-    client.app.dependency_overrides[get_current_model] = lambda: small_model.__class__(
-        small_model.model, "99", "registry", {}
-    )
+@pytest.mark.parametrize("replace", [False, True])
+def test_overridden_dependencies_are_honoured(client, small_model, solved, replace):
+    other = LoadedModel(small_model.model, "99", "registry", {})
+    if replace:  # a new dict, as tests often set it
+        client.app.dependency_overrides = {get_current_model: lambda: other}
+    else:
+        client.app.dependency_overrides[get_current_model] = lambda: other
     response = client.post("/predict/", json={"title": "console"})
     assert response.status_code == 200 and response.json()["model_version"] == "99"
     assert solved == ["/predict/"]
+    client.app.dependency_overrides = {}
+    assert client.post("/predict/", json={"title": "console"}).json()["model_version"] == "7"
+    assert solved == ["/predict/"]
+
+
+async def explain_always() -> bool:
+    return True
+
+
+def test_an_endpoint_with_other_dependencies_is_refused_at_start():
+    async def predict(
+        body: dict, request: Request, loaded: ModelDep, top_k: TopK,
+        explain: Annotated[bool, Depends(explain_always)],
+    ):  # fmt: skip
+        raise AssertionError("never called")
+
+    with pytest.raises(TypeError, match="the plain path passes"):
+        PlainPredictionRoute("/predict/", predict, methods=["POST"])
 
 
 def test_an_endpoint_the_plain_path_cannot_call_is_refused_at_start():

@@ -1,3 +1,6 @@
+import random
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -96,10 +99,7 @@ def test_the_shape_view_puts_each_document_in_one_bin_per_shape():
 
 
 def test_the_shape_counts_are_the_regex_definitions():
-    # The counts go through UTF-8 bytes; they must match what the regexes say, for any text.
-    import random
-    import re
-
+    # The counts go through bytes; they must match what the regexes say, for any text.
     # Fullwidth capitals and digits, Arabic-Indic and Bengali digits, superscripts, lone
     # surrogates: none is [A-Z]; the digits are \d (the superscript is not).
     texts = ["", "ABC abc", "ÀBCD é ÉCOLE", "\uff26ull \uff21\uff22\uff23\uff24 \uff11\uff12",

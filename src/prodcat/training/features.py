@@ -514,16 +514,16 @@ def count_capitals(doc: str) -> int:
 
 
 def count_digits(doc: str) -> int:
-    """How many characters of the document \\d matches: the ASCII ones in its bytes, as
-    count_capitals does, and other Unicode digits by regex when it has any non-ASCII."""
-    encoded = doc.encode("utf-8", "surrogatepass")
-    ascii_digits = len(encoded) - len(encoded.translate(None, ASCII_DIGITS))
-    return ascii_digits if doc.isascii() else ascii_digits + len(OTHER_DIGIT.findall(doc))
+    """How many characters of the document \\d matches: counted in its bytes when it is all
+    ASCII, as count_capitals does; by regex otherwise, since \\d has other Unicode digits."""
+    if not doc.isascii():
+        return len(DIGIT.findall(doc))
+    encoded = doc.encode("ascii")
+    return len(encoded) - len(encoded.translate(None, ASCII_DIGITS))
 
 
 ASCII_CAPITALS, ASCII_DIGITS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0123456789"
-OTHER_DIGIT, CAPITALS_WORD, BRACKET = (
-    re.compile(r"(?![0-9])\d"),
+CAPITALS_WORD, BRACKET = (
     re.compile(r"\b[A-Z]{4,}\b"),
     re.compile(r"[\[(]"),
 )

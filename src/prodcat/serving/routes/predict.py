@@ -20,6 +20,7 @@ from prodcat.serving.deps import (
     ModelDep,
     TopK,
     get_current_model,
+    get_explain,
     get_top_k,
 )
 from prodcat.serving.model_store import LoadedModel
@@ -63,16 +64,19 @@ class PlainPredictionRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
+        calls = [d.call for d in self.dependant.dependencies]
         if (
             tuple(inspect.signature(self.endpoint).parameters) != self.PARAMETERS
+            or calls != [get_current_model, get_top_k, get_explain]
             or self.dependencies
         ):
             raise TypeError(f"{self.endpoint.__name__}: the plain path passes {self.PARAMETERS}")
         body_type = self.body_field.field_info.annotation
-        overrides = getattr(self.dependency_overrides_provider, "dependency_overrides", {})
+        provider = self.dependency_overrides_provider
 
         async def handle_plain(request: Request) -> Response:
-            if request.scope["query_string"] or overrides or not is_json(request):
+            overridden = getattr(provider, "dependency_overrides", None)
+            if request.scope["query_string"] or overridden or not is_json(request):
                 return await handle(request)
             try:
                 body = body_type.model_validate_json(await read_body(request))
